@@ -1,0 +1,127 @@
+"""The one scoring core: a validated micro-batch in, scores, decisions and reasons out.
+
+Stream workers, ``POST /predict``, ``riskstream score``/``train`` replays and the benchmark all
+call :meth:`ScoringCore.score`; nothing else computes features or scores. The state change of
+a batch is returned with it (``ScoredBatch.update``) and must be saved by the caller *after*
+results are durable (:meth:`ScoringCore.commit`), so a failed batch retries identically.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskstream.features import FeatureEngine, StateStore, StateUpdate
+from riskstream.features.spec import FEATURES
+from riskstream.models.bundle import ModelBundle
+from riskstream.reasons import evidence, explain
+
+DECISIONS: tuple[str, ...] = ("allow", "review", "block")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Calibrated-score cut-offs: ``review`` <= score < ``block`` -> review; above -> block."""
+
+    review: float = 0.99
+    block: float = 0.999
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.review <= self.block <= 1.0:
+            raise ValueError("thresholds need 0 < review <= block <= 1")
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Decision codes (0 allow, 1 review, 2 block).
+
+        >>> Thresholds(0.9, 0.99).decide(np.array([0.5, 0.95, 0.995])).tolist()
+        [0, 1, 2]
+        """
+        return (scores >= self.review).astype(np.int8) + (scores >= self.block).astype(np.int8)
+
+    def confidence(self, scores: np.ndarray) -> np.ndarray:
+        """How far the score is from the review threshold, on the side of the decision, 0..1."""
+        above = scores >= self.review
+        up = (scores - self.review) / max(1.0 - self.review, 1e-9)
+        down = (self.review - scores) / self.review
+        return np.clip(np.where(above, up, down), 0.0, 1.0)
+
+
+@dataclass
+class ScoredBatch:
+    frame: pd.DataFrame  # the validated input rows (canonical columns + extras)
+    features: np.ndarray
+    raw: np.ndarray
+    scores: np.ndarray  # calibrated, [0, 1]
+    decisions: np.ndarray  # int8 codes into DECISIONS
+    confidence: np.ndarray
+    strength: np.ndarray  # reason evidence (n, len(RULES))
+    update: StateUpdate
+    model_version: str
+    reference: np.ndarray
+    started: float  # perf_counter when scoring began
+    elapsed_ms: float
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def anomalous(self) -> np.ndarray:
+        return self.decisions > 0
+
+    def reasons(self, rows: np.ndarray | None = None) -> list[list[dict[str, Any]]]:
+        idx = np.arange(len(self)) if rows is None else np.asarray(rows)
+        return explain(self.features[idx], self.reference, self.strength[idx])
+
+    def result(self, i: int) -> dict[str, Any]:
+        """The API/record view of one scored transaction."""
+        return {
+            "transaction_id": str(self.frame["transaction_id"].iat[i]),
+            "anomaly_score": round(float(self.scores[i]), 6),
+            "is_anomalous": bool(self.decisions[i] > 0),
+            "decision": DECISIONS[int(self.decisions[i])],
+            "confidence": round(float(self.confidence[i]), 4),
+            "reasons": self.reasons(np.array([i]))[0],
+            "features": {n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)},
+            "model_version": self.model_version,
+            "processing_time_ms": round(self.elapsed_ms, 3),
+        }
+
+
+class ScoringCore:
+    """Features (against a state store) + model bundle + thresholds."""
+
+    def __init__(self, bundle: ModelBundle, state: StateStore,
+                 thresholds: Thresholds | None = None) -> None:
+        self.bundle = bundle
+        self.state = state
+        self.thresholds = thresholds or Thresholds()
+        self.engine = FeatureEngine(bundle.spec)
+
+    def score(self, batch: pd.DataFrame, apply: bool = True) -> ScoredBatch:
+        """Score a validated batch. ``apply=False``: a dry run that will never change state."""
+        started = time.perf_counter()
+        fb = self.engine.compute(batch, self.state, apply=apply)
+        bundle = self.bundle
+        raw = bundle.raw_scores(fb.features)
+        scores = bundle.calibrator.transform(raw)
+        decisions = self.thresholds.decide(scores)
+        strength = evidence(fb.features, bundle.reference)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return ScoredBatch(
+            batch, fb.features, raw, scores, decisions, self.thresholds.confidence(scores),
+            strength, fb.update, bundle.version, bundle.reference, started, elapsed,
+        )
+
+    def commit(self, scored: ScoredBatch) -> None:
+        """Persist the batch's state change; call only once its results are durable."""
+        scored.update.save(self.state)
+
+    def swap(self, bundle: ModelBundle) -> None:
+        """Serve a new model from the next batch on (features must be compatible)."""
+        if bundle.spec != self.bundle.spec:
+            raise ValueError("new model was trained with different feature parameters")
+        self.bundle = bundle

@@ -1,0 +1,209 @@
+"""The compiled per-event loop: features from prior state, then the state update.
+
+One call handles a whole micro-batch. Events must be given in event order (the caller sorts);
+each event reads its user's and merchant's record, emits its features (describing the event
+*against history before it*), then folds itself into the records. An event whose
+``(timestamp, tiebreak)`` is not after the user's last applied one is scored but not applied:
+that is what makes a replayed batch count nothing twice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from riskstream.features import spec as S
+
+_EARTH_KM = 6371.0088  # mean Earth radius (IUGG)
+
+
+@njit(cache=True, inline="always")
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1 = math.radians(lat1)
+    p2 = math.radians(lat2)
+    dphi = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2.0 * _EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@njit(cache=True, inline="always")
+def _ring_seen(rec: np.ndarray, start: int, size: int, h: float) -> bool:
+    for j in range(size):
+        if rec[start + j] == h:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _ring_add(rec: np.ndarray, start: int, size: int, pos_slot: int, h: float) -> None:
+    if h == 0.0 or _ring_seen(rec, start, size, h):
+        return
+    pos = int(rec[pos_slot]) % size
+    rec[start + pos] = h
+    rec[pos_slot] = pos + 1
+
+
+@njit(cache=True)
+def run_kernel(
+    ts: np.ndarray,
+    tiebreak: np.ndarray,
+    amount: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    hour: np.ndarray,
+    dev_h: np.ndarray,
+    mer_h: np.ndarray,
+    cat_h: np.ndarray,
+    cty_h: np.ndarray,
+    user_row: np.ndarray,
+    mer_row: np.ndarray,
+    users: np.ndarray,
+    merchants: np.ndarray,
+    params: np.ndarray,
+    apply: bool,
+    out: np.ndarray,
+    applied: np.ndarray,
+) -> None:
+    alpha, robust_after, clip_z = params[0], params[1], params[2]
+    prior_mean, prior_var, prior_w, var_floor = params[3], params[4], params[5], params[6]
+    tau1, tau24, tau7 = params[7], params[8], params[9]
+    hour_decay, hour_smooth, min_hist = params[10], params[11], params[12]
+    min_travel, first_gap, m_alpha = params[13], params[14], params[15]
+    n_events = ts.shape[0]
+    for i in range(n_events):
+        rec = users[user_row[i]]
+        t = ts[i]
+        la = math.log1p(amount[i])
+        n = rec[S.U_N]
+        # ---- amount against the user's own history (shrunk to the prior at cold start) ----
+        w = n / (n + prior_w)
+        mean = w * rec[S.U_MEAN] + (1.0 - w) * prior_mean
+        var = w * rec[S.U_VAR] + (1.0 - w) * prior_var
+        sd = math.sqrt(max(var, var_floor))
+        z = (la - mean) / sd
+        out[i, 0] = la
+        out[i, 1] = z
+        out[i, 2] = amount[i] / math.expm1(mean) if mean > 0 else amount[i]
+        # ---- timing and decayed velocity ----
+        if n > 0:
+            gap = max(t - rec[S.U_LAST_TS], 0.0)
+        else:
+            gap = first_gap
+        out[i, 3] = math.log1p(gap)
+        f1 = math.exp(-gap / tau1)
+        f24 = math.exp(-gap / tau24)
+        f7 = math.exp(-gap / tau7)
+        c1 = rec[S.U_C1H] * f1 + 1.0
+        s1 = rec[S.U_S1H] * f1 + amount[i]
+        c24 = rec[S.U_C24H] * f24 + 1.0
+        s24 = rec[S.U_S24H] * f24 + amount[i]
+        c7 = rec[S.U_C7D] * f7 + 1.0
+        s7 = rec[S.U_S7D] * f7 + amount[i]
+        usual = math.expm1(mean) if mean > 0 else 1.0
+        out[i, 4] = c1
+        out[i, 5] = c24
+        out[i, 6] = c7
+        out[i, 7] = s1 / usual
+        out[i, 8] = s24 / usual
+        # ---- travel from the previous located event ----
+        has_loc = not (math.isnan(lat[i]) or math.isnan(lon[i]))
+        dist = 0.0
+        speed = 0.0
+        if has_loc and rec[S.U_LOC_TS] > 0:
+            dist = _haversine(rec[S.U_LAT], rec[S.U_LON], lat[i], lon[i])
+            dt_h = max(t - rec[S.U_LOC_TS], min_travel) / 3600.0
+            speed = dist / dt_h
+        out[i, 9] = dist
+        out[i, 10] = speed
+        # ---- novelty (judged only with enough history) ----
+        hist = n >= min_hist
+        out[i, 11] = 1.0 if hist and dev_h[i] != 0 and not _ring_seen(rec, S.U_DEV, S.N_DEV, dev_h[i]) else 0.0
+        out[i, 12] = 1.0 if hist and mer_h[i] != 0 and not _ring_seen(rec, S.U_MER, S.N_MER, mer_h[i]) else 0.0
+        out[i, 13] = 1.0 if hist and cat_h[i] != 0 and not _ring_seen(rec, S.U_CAT, S.N_CAT, cat_h[i]) else 0.0
+        out[i, 14] = 1.0 if hist and cty_h[i] != 0 and not _ring_seen(rec, S.U_CTY, S.N_CTY, cty_h[i]) else 0.0
+        # ---- hour of day against the user's usual hours ----
+        h = hour[i]
+        if hist:
+            # 0 at the user's busiest hour, towards 1 at hours they never use (smoothed).
+            peak = 0.0
+            for j in range(24):
+                peak = max(peak, rec[S.U_HOURS + j])
+            out[i, 15] = 1.0 - (rec[S.U_HOURS + h] + hour_smooth) / (peak + hour_smooth)
+        else:
+            out[i, 15] = 0.0
+        # ---- merchant aggregates ----
+        m = mer_row[i]
+        if m >= 0:
+            mrec = merchants[m]
+            mn = mrec[S.M_N]
+            mw = mn / (mn + prior_w)
+            mmean = mw * mrec[S.M_MEAN] + (1.0 - mw) * prior_mean
+            mvar = mw * mrec[S.M_VAR] + (1.0 - mw) * prior_var
+            out[i, 16] = (la - mmean) / math.sqrt(max(mvar, var_floor))
+            mgap = max(t - mrec[S.M_LAST_TS], 0.0) if mn > 0 else first_gap
+            mc24 = mrec[S.M_C24H] * math.exp(-mgap / tau24) + 1.0
+            out[i, 17] = mc24
+        else:
+            out[i, 16] = 0.0
+            out[i, 17] = 0.0
+        out[i, 18] = math.log1p(n)
+
+        # ---- state update, at most once per event ----
+        if not apply:
+            continue
+        newer = (n == 0) or (t > rec[S.U_LAST_TS]) or (
+            t == rec[S.U_LAST_TS] and tiebreak[i] > rec[S.U_LAST_TB]
+        )
+        if not newer:
+            continue
+        applied[i] = True
+        a = max(1.0 / (n + 1.0), alpha)
+        dev = la - rec[S.U_MEAN] if n > 0 else 0.0
+        if n >= robust_after and abs(dev) > clip_z * math.sqrt(max(rec[S.U_VAR], var_floor)):
+            # An outlier is kept out of "usual" entirely: a compromised card paying 5x for two
+            # weeks must not teach us that 5x is normal. Genuine shifts in spending still move
+            # the profile through the many in-range events.
+            a = 0.0
+        if n == 0:
+            rec[S.U_MEAN] = la
+            rec[S.U_VAR] = 0.0
+        else:
+            rec[S.U_MEAN] += a * dev
+            rec[S.U_VAR] = (1.0 - a) * (rec[S.U_VAR] + a * dev * dev)
+        rec[S.U_C1H], rec[S.U_S1H] = c1, s1
+        rec[S.U_C24H], rec[S.U_S24H] = c24, s24
+        rec[S.U_C7D], rec[S.U_S7D] = c7, s7
+        for j in range(24):
+            rec[S.U_HOURS + j] *= hour_decay
+        rec[S.U_HOURS + h] += 1.0
+        if has_loc:
+            rec[S.U_LAT], rec[S.U_LON], rec[S.U_LOC_TS] = lat[i], lon[i], t
+        _ring_add(rec, S.U_DEV, S.N_DEV, S.U_RING_POS, dev_h[i])
+        _ring_add(rec, S.U_MER, S.N_MER, S.U_RING_POS + 1, mer_h[i])
+        _ring_add(rec, S.U_CAT, S.N_CAT, S.U_RING_POS + 2, cat_h[i])
+        _ring_add(rec, S.U_CTY, S.N_CTY, S.U_RING_POS + 3, cty_h[i])
+        rec[S.U_N] = n + 1.0
+        rec[S.U_LAST_TS] = t
+        rec[S.U_LAST_TB] = tiebreak[i]
+        if m >= 0:
+            mrec = merchants[m]
+            mn = mrec[S.M_N]
+            if mn > 0 and t < mrec[S.M_LAST_TS]:
+                continue  # merchants see interleaved users; late events do not rewind them
+            ma = max(1.0 / (mn + 1.0), m_alpha)
+            if mn == 0:
+                mrec[S.M_MEAN] = la
+                mrec[S.M_VAR] = 0.0
+                mgap = 0.0
+            else:
+                mdev = la - mrec[S.M_MEAN]
+                mrec[S.M_MEAN] += ma * mdev
+                mrec[S.M_VAR] = (1.0 - ma) * (mrec[S.M_VAR] + ma * mdev * mdev)
+                mgap = t - mrec[S.M_LAST_TS]
+            mrec[S.M_C24H] = mrec[S.M_C24H] * math.exp(-mgap / tau24) + 1.0
+            mrec[S.M_N] = mn + 1.0
+            mrec[S.M_LAST_TS] = t
+            mrec[S.M_LAST_TB] = tiebreak[i]

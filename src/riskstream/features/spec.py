@@ -1,0 +1,129 @@
+"""Feature names, state record layouts and feature parameters (the feature *spec*).
+
+The spec is part of every model bundle: a model is only ever served with the feature
+parameters it was trained with, so online and offline features are identical.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+# --- per-user record layout (float64 slots) -------------------------------------------------
+# Fixed width so a batch of users is one (k, USER_WIDTH) array: cheap to gather, scatter and
+# ship to Redis as packed bytes.
+U_N = 0  # events applied
+U_LAST_TS = 1  # (timestamp, tiebreak) of the last applied event: replay guard
+U_LAST_TB = 2
+U_MEAN = 3  # EW mean of log1p(amount)
+U_VAR = 4  # EW variance of log1p(amount)
+U_LAT = 5  # last located event
+U_LON = 6
+U_LOC_TS = 7
+U_C1H, U_S1H, U_C24H, U_S24H, U_C7D, U_S7D = 8, 9, 10, 11, 12, 13  # decayed counts and sums
+U_HOURS = 14  # 24 decayed hour-of-day counts (14..37)
+U_DEV = 38  # ring of recent device hashes
+N_DEV = 4
+U_MER = U_DEV + N_DEV  # ring of recent merchant hashes
+N_MER = 16
+U_CAT = U_MER + N_MER  # ring of recent merchant categories
+N_CAT = 8
+U_CTY = U_CAT + N_CAT  # ring of recent countries
+N_CTY = 4
+U_RING_POS = U_CTY + N_CTY  # 4 ring write positions
+USER_WIDTH = U_RING_POS + 4
+
+# --- per-merchant record layout ---------------------------------------------------------------
+M_N, M_LAST_TS, M_LAST_TB, M_MEAN, M_VAR, M_C24H, M_USERS24H = 0, 1, 2, 3, 4, 5, 6
+MERCHANT_WIDTH = 7
+
+FEATURES: tuple[str, ...] = (
+    "log_amount",  # log1p(amount)
+    "amount_z",  # (log amount - user's usual) / user's spread, shrunk to the prior at cold start
+    "amount_ratio",  # amount / user's usual amount (geometric mean)
+    "log_secs_since_last",  # log1p(seconds since the user's previous transaction)
+    "tx_count_1h",  # decayed count of the user's transactions in ~1 h, this one included
+    "tx_count_24h",
+    "tx_count_7d",
+    "amount_sum_1h_ratio",  # decayed amount spent in ~1 h / usual amount
+    "amount_sum_24h_ratio",
+    "distance_km",  # from the previous located transaction
+    "speed_kmh",  # implied travel speed from the previous located transaction
+    "new_device",  # 1 if the device is not among the user's recent ones (history required)
+    "new_merchant",
+    "new_category",
+    "new_country",
+    "hour_rarity",  # 1 - smoothed share of the user's history at this hour of day
+    "merchant_amount_z",  # amount against the merchant's usual amounts
+    "merchant_tx_count_24h",  # decayed count at the merchant in ~24 h
+    "user_history",  # log1p(events seen for the user): the model knows how much history it has
+)
+F = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Tunable constants of the feature kernel; stored in every model bundle."""
+
+    #: EW smoothing floor for the user's amount profile: ~1/alpha = 50 transactions of memory.
+    #: Before 50 events the mean is the exact running mean (alpha = 1/n).
+    alpha: float = 0.02
+    #: Once a user has this many events, updates of the amount profile are winsorised at
+    #: ``clip_z`` standard deviations so a run of fraud cannot drag "usual" up quickly.
+    robust_after: int = 10
+    clip_z: float = 2.5
+    #: Cold start: the user's mean/variance are shrunk to this population prior with the
+    #: weight of ``prior_weight`` pseudo-events. log1p(50) ~ a 50-unit purchase; var 1.0 ~ a
+    #: factor e spread, typical of card spend.
+    prior_mean: float = math.log1p(50.0)
+    prior_var: float = 1.0
+    prior_weight: float = 3.0
+    #: Variance floor: a user who always pays the same amount must not get infinite z-scores.
+    var_floor: float = 0.01
+    #: Time constants (seconds) of the decayed velocity counters.
+    tau_1h: float = 3600.0
+    tau_24h: float = 86400.0
+    tau_7d: float = 604800.0
+    #: Hour-of-day histogram decay per event and Laplace smoothing.
+    hour_decay: float = 0.98
+    hour_smoothing: float = 0.5
+    #: Novelty is only judged once the user has this many events (cold-start rule).
+    min_history: int = 3
+    #: Speed is computed over at least one minute, so two nearby events a second apart do not
+    #: imply supersonic travel from GPS jitter.
+    min_travel_secs: float = 60.0
+    #: "time since last" for a user's first transaction: 30 days.
+    first_gap_secs: float = 30 * 86400.0
+    merchant_alpha: float = 0.01
+
+    def as_array(self) -> np.ndarray:
+        return np.array(
+            [
+                self.alpha, self.robust_after, self.clip_z, self.prior_mean, self.prior_var,
+                self.prior_weight, self.var_floor, self.tau_1h, self.tau_24h, self.tau_7d,
+                self.hour_decay, self.hour_smoothing, self.min_history, self.min_travel_secs,
+                self.first_gap_secs, self.merchant_alpha,
+            ],
+            dtype=np.float64,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a model was trained on: feature names (in order) and kernel parameters."""
+
+    names: tuple[str, ...] = FEATURES
+    params: FeatureParams = field(default_factory=FeatureParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "params": self.params.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        return cls(names=tuple(data["names"]), params=FeatureParams(**data["params"]))
