@@ -158,6 +158,22 @@ class Transaction(BaseModel):
             return str(v)
         return v
 
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel(cls, v: Any) -> Any:
+        # Case-insensitive, as in validate_frame: "ATM" -> "atm".
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("lat", "lon", mode="before")
+    @classmethod
+    def _coordinate(cls, v: Any) -> Any:
+        # Missing as validate_frame sees it: "" or NaN (a gap in a column) is no location.
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v
+
     @field_validator("currency", mode="before")
     @classmethod
     def _currency(cls, v: Any) -> Any:
@@ -229,7 +245,8 @@ def _timestamps(col: pd.Series) -> np.ndarray:
         return epoch_seconds(col)
     text = col.astype(object)
     numeric = pd.to_numeric(text, errors="coerce")
-    out = numeric.to_numpy(dtype=float, na_value=np.nan)
+    # copy=True: under pandas copy-on-write to_numpy() may return a read-only view.
+    out = numeric.to_numpy(dtype=float, na_value=np.nan, copy=True)
     rest = np.isnan(out) & text.notna().to_numpy()
     if rest.any():
         sub = text[rest].astype(str).str.strip()
@@ -337,7 +354,7 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
     )
     out["channel"] = chan
 
-    valid = pd.DataFrame(out)
+    valid = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS})  # canonical order
     extras = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
     for c in extras:
         valid[c] = frame[c].to_numpy()

@@ -141,23 +141,6 @@ def _same_after_validation(original: pd.DataFrame, loaded: pd.DataFrame) -> None
     assert b["scenario"].fillna("").tolist() == a["scenario"].tolist()
 
 
-def _schema_parses_iso_strings() -> bool:
-    """Whether validate_frame can parse ISO string timestamps in this environment.
-
-    Under pandas 3, ``schema._timestamps`` writes into a read-only ``to_numpy()`` view and
-    raises for any string timestamp column; that is a schema bug, not a simulator one.
-    """
-    probe = pd.DataFrame({"transaction_id": ["a"], "timestamp": ["2024-01-01T00:00:00Z"],
-                          "user_id": ["u"], "amount": [1.0]})
-    try:
-        validate_frame(probe)
-    except ValueError as exc:
-        if "read-only" in str(exc):
-            return False
-        raise
-    return True
-
-
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
 def test_write_csv_round_trip(small: pd.DataFrame, tmp_path: Path, suffix: str) -> None:
     path = tmp_path / "sub" / f"tx{suffix}"
@@ -168,8 +151,6 @@ def test_write_csv_round_trip(small: pd.DataFrame, tmp_path: Path, suffix: str) 
     parsed = pd.to_datetime(loaded["timestamp"], utc=True, format="ISO8601")
     seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     np.testing.assert_allclose(seconds, small["timestamp"], rtol=0, atol=1e-3)
-    if not _schema_parses_iso_strings():
-        pytest.xfail("riskstream.schema.validate_frame cannot parse ISO strings (read-only bug)")
     _same_after_validation(small, loaded)
 
 

@@ -18,8 +18,10 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def legit(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["label"] == 0]
+def genuine(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cardholders' own purchases: legitimate rows plus those at compromised merchants
+    (which are real purchases, only labelled fraud because the merchant was skimming)."""
+    return frame[frame["scenario"].isin(["", "compromised_merchant"])]
 
 
 def _incidents(frame: pd.DataFrame, name: str) -> list[pd.DataFrame]:
@@ -60,17 +62,17 @@ def test_impossible_travel_implies_more_than_1000_kmh(frame: pd.DataFrame) -> No
 
 
 def test_impossible_travel_uses_the_users_device(
-    frame: pd.DataFrame, legit: pd.DataFrame
+    frame: pd.DataFrame, genuine: pd.DataFrame
 ) -> None:
     for g in _incidents(frame, "impossible_travel"):
         user = g["user_id"].iat[0]
-        assert set(g["device_id"]) <= set(legit.loc[legit["user_id"] == user, "device_id"])
+        assert set(g["device_id"]) <= set(genuine.loc[genuine["user_id"] == user, "device_id"])
 
 
-def test_legitimate_trips_are_never_impossible(legit: pd.DataFrame) -> None:
+def test_legitimate_trips_are_never_impossible(genuine: pd.DataFrame) -> None:
     # Between two *different cities*, consecutive legitimate in-person purchases of a user
     # never imply airliner-beating speed (trips block in-person purchases while travelling).
-    located = legit[legit["lat"].notna()].sort_values("timestamp", kind="stable")
+    located = genuine[genuine["lat"].notna()].sort_values("timestamp", kind="stable")
     prev = located.groupby("user_id")[["timestamp", "lat", "lon", "city"]].shift(1)
     moved = prev["city"].notna() & (prev["city"] != located["city"])
     assert moved.sum() > 0  # some users do travel
@@ -81,7 +83,7 @@ def test_legitimate_trips_are_never_impossible(legit: pd.DataFrame) -> None:
 
 
 def test_account_takeover_new_device_far_away_high_amounts(
-    frame: pd.DataFrame, legit: pd.DataFrame
+    frame: pd.DataFrame, genuine: pd.DataFrame
 ) -> None:
     for g in _incidents(frame, "account_takeover"):
         user = g["user_id"].iat[0]
@@ -90,20 +92,21 @@ def test_account_takeover_new_device_far_away_high_amounts(
         assert g["device_id"].nunique() == 1
         assert 2 <= len(g) <= 5
         assert g["timestamp"].iloc[-1] - g["timestamp"].iloc[0] <= 12 * 3600
-        history = legit[legit["user_id"] == user]
-        home = history.loc[history["country"] != "", "country"].mode().iat[0]
-        abroad = g[g["country"] != ""]
+        history = genuine[genuine["user_id"] == user]
         assert g["country"].iat[0] != ""  # the first purchase is in person, abroad
-        assert (abroad["country"] != home).all()
+        seen = history.loc[history["country"] != "", "country"]
+        if len(seen):  # users who only ever shop online have no visible home country
+            abroad = g[g["country"] != ""]
+            assert (abroad["country"] != seen.mode().iat[0]).all()
         assert (g["amount"] >= 2 * history["amount"].median()).all()
 
 
 def test_spending_spike_far_above_usual_at_usual_merchant(
-    frame: pd.DataFrame, legit: pd.DataFrame
+    frame: pd.DataFrame, genuine: pd.DataFrame
 ) -> None:
     for g in _incidents(frame, "spending_spike"):
         user = g["user_id"].iat[0]
-        history = legit[legit["user_id"] == user]
+        history = genuine[genuine["user_id"] == user]
         assert (g["amount"] >= 3 * history["amount"].median()).all()
         assert set(g["merchant_id"]) <= set(history["merchant_id"])
         assert set(g["device_id"]) <= set(history["device_id"])
@@ -120,28 +123,29 @@ def test_compromised_merchant_labels_everything_in_its_window(frame: pd.DataFram
         at = frame[(frame["merchant_id"] == merchant) & frame["timestamp"].between(lo, hi)]
         assert (at["label"] == 1).all()
         assert (at["city"] != "").all()  # an in-person (skimmed) merchant
-        # Many different cardholders, i.e. it is the merchant, not a user, that is bad.
-        assert hit["user_id"].nunique() == len(hit) or hit["user_id"].nunique() > 1
+    # Amounts look normal: only merchant-level aggregates or feedback give it away.
+    typical = frame.loc[frame["label"] == 0, "amount"].median()
+    assert 0.3 * typical <= rows["amount"].median() <= 3 * typical
 
 
 def test_velocity_burst_many_transactions_within_an_hour(
-    frame: pd.DataFrame, legit: pd.DataFrame
+    frame: pd.DataFrame, genuine: pd.DataFrame
 ) -> None:
     for g in _incidents(frame, "velocity_burst"):
         user = g["user_id"].iat[0]
         assert 8 <= len(g) <= 20
         assert g["timestamp"].iloc[-1] - g["timestamp"].iloc[0] <= 3600
         assert g["merchant_id"].nunique() >= 3
-        own = set(legit.loc[legit["user_id"] == user, "device_id"])
+        own = set(genuine.loc[genuine["user_id"] == user, "device_id"])
         assert set(g["device_id"]) <= own
 
 
-def test_fraud_victims_have_history(frame: pd.DataFrame, legit: pd.DataFrame) -> None:
+def test_fraud_victims_have_history(frame: pd.DataFrame, genuine: pd.DataFrame) -> None:
     victims = frame.loc[
         frame["scenario"].isin([s for s in ALL_SCENARIOS if s != "compromised_merchant"]),
         "user_id",
     ].unique()
-    counts = legit["user_id"].value_counts()
+    counts = genuine["user_id"].value_counts()
     assert (counts.reindex(victims).fillna(0) >= 3).all()
 
 

@@ -95,7 +95,8 @@ class SimConfig:
 
 
 def _population(config: SimConfig) -> Population:
-    return build_population(config.n_users, config.n_merchants, np.random.default_rng([config.seed, 0]))
+    rng = np.random.default_rng([config.seed, 0])
+    return build_population(config.n_users, config.n_merchants, rng)
 
 
 def _window_events(
@@ -191,7 +192,9 @@ def write(frame: pd.DataFrame, path: str | Path) -> None:
             out["timestamp"] = np.datetime_as_string(
                 ms.astype("datetime64[ms]"), unit="ms", timezone="UTC"
             )
-        out.to_csv(path, index=False)  # pandas infers gzip from ".gz"
+        # gzip level 6 (the gzip CLI default): ~30% faster than Python's 9, nearly as small.
+        compression = {"method": "gzip", "compresslevel": 6} if name.endswith(".gz") else None
+        out.to_csv(path, index=False, compression=compression)
     else:
         raise ValueError(f"unsupported output format {path.name!r}: use .csv, .csv.gz or .parquet")
 

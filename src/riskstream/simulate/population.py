@@ -273,7 +273,7 @@ class Population:
 
 
 def opaque_ids(rng: np.random.Generator, n: int, prefix: str) -> np.ndarray:
-    """``n`` random 64-bit hex ids (collisions are ~1e-7 likely even at 10^6 ids)."""
+    """``n`` random 63-bit hex ids (a collision is ~1e-7 likely even among 10^6 ids)."""
     raw = rng.integers(0, np.iinfo(np.int64).max, size=n, dtype=np.int64)
     return np.array([f"{prefix}{v:016x}" for v in raw.tolist()], dtype=object)
 

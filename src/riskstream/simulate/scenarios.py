@@ -23,8 +23,8 @@ Signatures (what a detector can see):
 * ``compromised_merchant``: every transaction at a few in-person merchants during a 1-3 day
   window is fraud (a skimmer); amounts are normal, so only merchant-level aggregates or
   feedback reveal it.
-* ``velocity_burst``: 8-20 transactions within 15-55 minutes on the user's own device at
-  assorted merchants, 0.5-2x the usual amount.
+* ``velocity_burst``: 8-20 transactions within 15-55 minutes on one of the user's own
+  (already used) devices at assorted merchants, 0.5-2x the usual amount.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from riskstream.simulate.events import (
+    DAY,
     HOUR,
     Events,
     finish_amounts,
-    own_device,
     typical_amount,
 )
 from riskstream.simulate.population import (
@@ -294,7 +294,8 @@ def impossible_travel(ctx: Context, target_rows: float) -> Injection:
     city = _far_city(ctx, a_lat, a_lon, TRAVEL_MIN_KM)
     merchant = pop.by_city.pick(city, rng.random(len(victims)))
     dist = haversine_km(a_lat, a_lon, m.lat[merchant], m.lon[merchant])
-    dt = np.minimum(rng.uniform(5 * MINUTE, 60 * MINUTE, len(victims)), dist / TRAVEL_MIN_KMH * HOUR)
+    dt = rng.uniform(5 * MINUTE, 60 * MINUTE, len(victims))
+    dt = np.minimum(dt, dist / TRAVEL_MIN_KMH * HOUR)  # short hops (tiny worlds) stay "impossible"
     t = legit.t[anchor] + np.maximum(dt, 1.0)
     amount = typical_amount(pop, victims, merchant, rng)
     device = legit.device[anchor]
@@ -330,7 +331,7 @@ def compromised_merchant(ctx: Context, target_rows: float) -> Injection:
     for j in rng.permutation(np.unique(merch)):
         lo, hi = np.searchsorted(merch, [j, j + 1])
         # A window of 1-3 days (at most the whole window) around a random purchase there.
-        length = min(rng.uniform(1.0, 3.0) * 86_400.0, ctx.span)
+        length = min(rng.uniform(1.0, 3.0) * DAY, ctx.span)
         w0 = times[lo + int(rng.random() * (hi - lo))] - rng.random() * length
         a = lo + int(np.searchsorted(times[lo:hi], w0, side="left"))
         b = lo + int(np.searchsorted(times[lo:hi], w0 + length, side="right"))
@@ -352,7 +353,7 @@ def velocity_burst(ctx: Context, target_rows: float) -> Injection:
     victims = ctx.victims(_incidents(target_rows, 14.0))  # 8-20 rows, mean 14
     n = len(victims)
     k = rng.integers(8, 21, n)
-    group, _, starts = _group_layout(k)
+    group, _, _ = _group_layout(k)
     length = rng.uniform(15 * MINUTE, 55 * MINUTE, n)
     # Uniform times within the burst, sorted per incident (the group key dominates the sort).
     offsets = rng.random(len(group)) * length[group]
@@ -361,7 +362,8 @@ def velocity_burst(ctx: Context, target_rows: float) -> Injection:
     user = victims[group]
     merchant = _anywhere_usual(ctx, user)
     amount = typical_amount(pop, user, merchant, rng) * rng.uniform(0.5, 2.0, len(group))
-    device = own_device(pop, user, rng)
+    # The device of one of the user's own recent purchases: a device they really use.
+    device = ctx.legit.device[ctx.user_rows(victims, rng.random(n))][group]
     return Injection(_events(ctx, "velocity_burst", t, user, merchant, amount, device))
 
 

@@ -1,0 +1,11 @@
+"""The HTTP API (FastAPI): scoring, results, alerts, users, health and Prometheus metrics.
+
+Contract: ``create_app(runtime)`` serves ``GET /``, ``/health``, ``POST /predict``,
+``GET /transactions``, ``/alerts``, ``/users/{id}``, ``/metrics``. ``/predict`` runs the same
+:class:`~riskstream.core.ScoringCore` as the stream. Bad input is a 422 naming the field;
+bodies over ``max_body_bytes`` are refused with 413.
+"""
+
+from riskstream.api.app import create_app
+
+__all__ = ["create_app"]

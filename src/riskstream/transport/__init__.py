@@ -1,0 +1,13 @@
+"""Transports: where micro-batches come from and where alerts go.
+
+Contract: a :class:`Source` yields :class:`Batch` objects (a column frame of raw records, or
+raw byte messages, plus the position after them) via ``poll``; ``commit(batch)`` acknowledges
+everything up to that batch and is called only after its results are durable. A :class:`Sink`
+publishes alert records and returns once they are acknowledged. The core never knows which
+transport it runs on.
+"""
+
+from riskstream.transport.base import Batch, Sink, Source
+from riskstream.transport.inprocess import InProcessQueue, ListSink, SimulatorFeeder
+
+__all__ = ["Batch", "InProcessQueue", "ListSink", "SimulatorFeeder", "Sink", "Source"]

@@ -1,0 +1,43 @@
+"""Source and sink interfaces (see package docstring)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Batch:
+    """Raw records of one micro-batch: a frame (already columnar) and/or byte messages."""
+
+    frame: pd.DataFrame | None = None
+    messages: list[bytes] = field(default_factory=list)
+    position: Any = None  # what commit() acknowledges
+    source: str = ""
+    received_at: float = 0.0
+
+    def __len__(self) -> int:
+        return (0 if self.frame is None else len(self.frame)) + len(self.messages)
+
+
+class Source(ABC):
+    @abstractmethod
+    def poll(self, max_records: int, timeout_s: float) -> Batch | None: ...
+
+    @abstractmethod
+    def commit(self, batch: Batch) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class Sink(ABC):
+    @abstractmethod
+    def publish(self, records: list[dict[str, Any]]) -> None:
+        """Publish and wait for acknowledgement."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

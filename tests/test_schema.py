@@ -1,0 +1,397 @@
+"""Validation rules: the record model and the vectorised frame path must agree, field by field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from riskstream.schema import (
+    CANONICAL_COLUMNS,
+    MAX_AMOUNT,
+    RecordError,
+    Transaction,
+    errors_from_validation,
+    validate_frame,
+)
+
+EPOCH_2024 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
+TxFactory = Callable[..., dict[str, Any]]  # the make_tx fixture (tests/conftest.py)
+
+
+def model_error(rec: dict[str, Any]) -> RecordError | None:
+    try:
+        Transaction.model_validate(rec)
+    except ValidationError as exc:
+        return errors_from_validation(exc, tx_id=rec.get("transaction_id"))
+    return None
+
+
+def frame_error(rec: dict[str, Any]) -> RecordError | None:
+    valid, errors = validate_frame(pd.DataFrame([rec]))
+    assert len(valid) + len(errors) == 1
+    return errors[0] if errors else None
+
+
+def both_errors(rec: dict[str, Any]) -> tuple[RecordError, RecordError]:
+    m, f = model_error(rec), frame_error(rec)
+    assert m is not None, f"model accepted {rec}"
+    assert f is not None, f"validate_frame accepted {rec}"
+    return m, f
+
+
+def frame_row(rec: dict[str, Any]) -> pd.Series:
+    valid, errors = validate_frame(pd.DataFrame([rec]))
+    assert errors == []
+    assert len(valid) == 1
+    return valid.iloc[0]
+
+
+# --- required fields ---------------------------------------------------------------------------
+@pytest.mark.parametrize("field", ["transaction_id", "timestamp", "user_id", "amount"])
+def test_missing_required_field(make_tx: TxFactory, field: str) -> None:
+    m, f = both_errors(make_tx(drop=(field,)))
+    assert m.field == f.field == field
+    assert m.rule == f.rule == "Field required"
+    assert m.reason == f"{field}: Field required"
+
+
+@pytest.mark.parametrize("field", ["transaction_id", "user_id"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_id(make_tx: TxFactory, field: str, value: str) -> None:
+    m, f = both_errors(make_tx(**{field: value}))
+    assert m.field == f.field == field
+    assert m.rule == f.rule == "String should have at least 1 character"
+
+
+def test_id_too_long(make_tx: TxFactory) -> None:
+    m, f = both_errors(make_tx(user_id="u" * 129))
+    assert m.field == f.field == "user_id"
+    assert m.rule == f.rule == "String should have at most 128 characters"
+    assert model_error(make_tx(user_id="u" * 128)) is None
+    assert frame_error(make_tx(user_id="u" * 128)) is None
+
+
+# --- amount ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("amount", [0, 0.0, -0.01, -100])
+def test_amount_not_positive(make_tx: TxFactory, amount: float) -> None:
+    m, f = both_errors(make_tx(amount=amount))
+    assert m.field == f.field == "amount"
+    assert m.rule == f.rule == "Input should be greater than 0"
+
+
+@pytest.mark.parametrize("amount", [math.nan, math.inf, -math.inf])
+def test_amount_not_finite(make_tx: TxFactory, amount: float) -> None:
+    m, f = both_errors(make_tx(amount=amount))
+    assert m.field == f.field == "amount"
+    assert m.rule == "Input should be a finite number"
+
+
+def test_amount_non_numeric_string(make_tx: TxFactory) -> None:
+    m, f = both_errors(make_tx(amount="twelve"))
+    assert m.field == f.field == "amount"
+    assert f.rule == "Input should be a valid number"
+    assert m.rule.startswith("Input should be a valid number")
+
+
+def test_amount_numeric_string_accepted(make_tx: TxFactory) -> None:
+    assert Transaction.model_validate(make_tx(amount="12.5")).amount == 12.5
+    assert frame_row(make_tx(amount="12.5"))["amount"] == 12.5
+
+
+def test_amount_above_max(make_tx: TxFactory) -> None:
+    m, f = both_errors(make_tx(amount=MAX_AMOUNT * 1.5))
+    assert m.field == f.field == "amount"
+    assert m.rule.startswith("Input should be less than or equal to")
+    assert f.rule.startswith("Input should be less than or equal to")
+    # The bound itself is allowed.
+    assert Transaction.model_validate(make_tx(amount=MAX_AMOUNT)).amount == MAX_AMOUNT
+    assert frame_row(make_tx(amount=MAX_AMOUNT))["amount"] == MAX_AMOUNT
+
+
+# --- timestamp ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value", ["2024-01-01T00:00:00", "2024-01-01", "garbage", "", "2024-13-01T00:00:00Z"]
+)
+def test_timestamp_rejected(make_tx: TxFactory, value: str) -> None:
+    m, f = both_errors(make_tx(timestamp=value))
+    assert m.field == f.field == "timestamp"
+
+
+def test_timestamp_without_zone_names_the_zone(make_tx: TxFactory) -> None:
+    m = model_error(make_tx(timestamp="2024-01-01T00:00:00"))
+    assert m is not None and "zone" in m.rule
+
+
+@pytest.mark.parametrize("value", [1.7e12, 1_700_000_000_000, 9.0e8, "1700000000000"])
+def test_timestamp_out_of_epoch_range(make_tx: TxFactory, value: Any) -> None:
+    m, f = both_errors(make_tx(timestamp=value))
+    assert m.field == f.field == "timestamp"
+    assert m.rule == f.rule
+    assert "not ms" in m.rule
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-01T00:00:00Z", EPOCH_2024),
+        ("2024-01-01T02:00:00+02:00", EPOCH_2024),
+        ("2023-12-31T19:00:00-05:00", EPOCH_2024),
+        ("2024-01-01T00:30:00Z", EPOCH_2024 + 1800),
+        (EPOCH_2024, EPOCH_2024),
+        (int(EPOCH_2024), EPOCH_2024),
+        ("1704067200", EPOCH_2024),
+    ],
+)
+def test_timestamp_converted(make_tx: TxFactory, value: Any, expected: float) -> None:
+    rec = make_tx(timestamp=value)
+    assert Transaction.model_validate(rec).timestamp == expected
+    assert frame_row(rec)["timestamp"] == expected
+
+
+def test_timestamp_offset_differs_from_utc(make_tx: TxFactory) -> None:
+    # Same wall clock, +02:00 is two hours *earlier* than Z.
+    rec_z = make_tx(timestamp="2024-01-01T12:00:00Z")
+    rec_off = make_tx(timestamp="2024-01-01T12:00:00+02:00")
+    assert (
+        Transaction.model_validate(rec_z).timestamp
+        - Transaction.model_validate(rec_off).timestamp
+        == 7200.0
+    )
+    assert frame_row(rec_z)["timestamp"] - frame_row(rec_off)["timestamp"] == 7200.0
+
+
+# --- currency ----------------------------------------------------------------------------------
+def test_currency_lower_case_upper_cased(make_tx: TxFactory) -> None:
+    rec = make_tx(currency="gbp")
+    assert Transaction.model_validate(rec).currency == "GBP"
+    assert frame_row(rec)["currency"] == "GBP"
+
+
+@pytest.mark.parametrize("code", ["XXX1", "EURO", "ZZZ"])
+def test_currency_unknown_rejected(make_tx: TxFactory, code: str) -> None:
+    m, f = both_errors(make_tx(currency=code))
+    assert m.field == f.field == "currency"
+    assert m.rule == f.rule == "must be an ISO 4217 currency code"
+
+
+@pytest.mark.parametrize("rec_kw", [{"drop": ("currency",)}, {"currency": None}, {"currency": ""}])
+def test_currency_missing_defaults_to_usd(make_tx: TxFactory, rec_kw: dict[str, Any]) -> None:
+    rec = make_tx(**rec_kw)
+    assert Transaction.model_validate(rec).currency == "USD"
+    assert frame_row(rec)["currency"] == "USD"
+
+
+# --- location ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("lat", 91.0, "Input should be less than or equal to 90"),
+        ("lat", -90.5, "Input should be greater than or equal to -90"),
+        ("lon", -181.0, "Input should be greater than or equal to -180"),
+        ("lon", 180.01, "Input should be less than or equal to 180"),
+    ],
+)
+def test_coordinates_out_of_range(make_tx: TxFactory, field: str, value: float, rule: str) -> None:
+    m, f = both_errors(make_tx(**{field: value}))
+    assert m.field == f.field == field
+    assert m.rule == f.rule == rule
+
+
+def test_coordinate_not_a_number(make_tx: TxFactory) -> None:
+    m, f = both_errors(make_tx(lat="north"))
+    assert m.field == f.field == "lat"
+
+
+@pytest.mark.parametrize(
+    "rec_kw",
+    [{"drop": ("lat", "lon")}, {"lat": None, "lon": None}, {"lat": math.nan, "lon": math.nan}],
+)
+def test_coordinates_missing_ok(make_tx: TxFactory, rec_kw: dict[str, Any]) -> None:
+    rec = make_tx(**rec_kw)
+    tx = Transaction.model_validate(rec)
+    assert tx.lat is None and tx.lon is None
+    row = frame_row(rec)
+    assert np.isnan(row["lat"]) and np.isnan(row["lon"])
+
+
+def test_coordinates_boundaries_ok(make_tx: TxFactory) -> None:
+    rec = make_tx(lat=-90, lon=180)
+    tx = Transaction.model_validate(rec)
+    assert (tx.lat, tx.lon) == (-90.0, 180.0)
+    row = frame_row(rec)
+    assert (row["lat"], row["lon"]) == (-90.0, 180.0)
+
+
+# --- channel -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [("atm", "atm"), ("ATM", "atm"), ("", "")])
+def test_channel_accepted(make_tx: TxFactory, value: str, expected: str) -> None:
+    rec = make_tx(channel=value)
+    assert Transaction.model_validate(rec).channel == expected
+    assert frame_row(rec)["channel"] == expected
+
+
+def test_channel_missing_is_empty(make_tx: TxFactory) -> None:
+    rec = make_tx(drop=("channel",))
+    assert Transaction.model_validate(rec).channel == ""
+    assert frame_row(rec)["channel"] == ""
+
+
+def test_channel_unknown_rejected(make_tx: TxFactory) -> None:
+    m, f = both_errors(make_tx(channel="fax"))
+    assert m.field == f.field == "channel"
+    assert f.rule.startswith("Input should be 'pos', 'ecom', 'atm', 'transfer'")
+
+
+# --- optional text, ids and extras -------------------------------------------------------------
+def test_optional_text_missing_normalised_to_empty(make_tx: TxFactory) -> None:
+    names = ("merchant_id", "merchant_category", "city", "country", "device_id")
+    rec = make_tx(drop=names)
+    tx = Transaction.model_validate(rec)
+    row = frame_row(rec)
+    for name in names:
+        assert getattr(tx, name) == ""
+        assert row[name] == ""
+
+
+def test_integer_ids_accepted_as_text(make_tx: TxFactory) -> None:
+    rec = make_tx(transaction_id=1001, user_id=7, merchant_id=55)
+    tx = Transaction.model_validate(rec)
+    assert (tx.transaction_id, tx.user_id, tx.merchant_id) == ("1001", "7", "55")
+    row = frame_row(rec)
+    assert (row["transaction_id"], row["user_id"], row["merchant_id"]) == ("1001", "7", "55")
+
+
+def test_integer_id_column_with_gaps(make_tx: TxFactory) -> None:
+    # pandas turns an int column with a gap into floats; ids must still read "12", not "12.0".
+    frame = pd.DataFrame([make_tx(user_id=12), make_tx(transaction_id="tx-2", user_id=None)])
+    assert frame["user_id"].dtype == np.float64
+    valid, errors = validate_frame(frame)
+    assert valid["user_id"].tolist() == ["12"]
+    assert [(e.index, e.field, e.rule) for e in errors] == [(1, "user_id", "Field required")]
+    assert errors[0].transaction_id == "tx-2"
+
+
+def test_whitespace_stripped(make_tx: TxFactory) -> None:
+    rec = make_tx(transaction_id="  tx-9 ", user_id=" u ", currency=" eur ")
+    tx = Transaction.model_validate(rec)
+    row = frame_row(rec)
+    assert (tx.transaction_id, tx.user_id, tx.currency) == ("tx-9", "u", "EUR")
+    assert (row["transaction_id"], row["user_id"], row["currency"]) == ("tx-9", "u", "EUR")
+
+
+def test_extra_columns_carried_through(make_tx: TxFactory) -> None:
+    recs = [
+        make_tx(transaction_id="a", label=1, scenario="card_testing"),
+        make_tx(transaction_id="b", amount=-1, label=0, scenario=""),
+        make_tx(transaction_id="c", label=0, scenario=""),
+    ]
+    tx = Transaction.model_validate(recs[0])
+    assert tx.model_extra == {"label": 1, "scenario": "card_testing"}
+    assert "label" not in Transaction.model_fields
+
+    valid, errors = validate_frame(pd.DataFrame(recs))
+    assert list(valid.columns) == [*CANONICAL_COLUMNS, "label", "scenario"]
+    assert valid["transaction_id"].tolist() == ["a", "c"]
+    assert valid["label"].tolist() == [1, 0]
+    assert valid["scenario"].tolist() == ["card_testing", ""]
+    assert [(e.index, e.field, e.transaction_id) for e in errors] == [(1, "amount", "b")]
+
+
+def test_validate_frame_keeps_input_order_and_reports_indices(make_tx: TxFactory) -> None:
+    recs = [make_tx(transaction_id=f"t{i}", amount=float(i) - 2.0) for i in range(6)]
+    frame = pd.DataFrame(recs, index=[10, 11, 12, 13, 14, 15])  # a non-default index
+    valid, errors = validate_frame(frame)
+    assert valid["transaction_id"].tolist() == ["t3", "t4", "t5"]
+    assert list(valid.index) == [0, 1, 2]
+    assert [e.index for e in errors] == [0, 1, 2]
+    assert {e.field for e in errors} == {"amount"}
+
+
+def test_first_failing_rule_is_reported(make_tx: TxFactory) -> None:
+    # Several bad fields: both paths report the first one in field order.
+    rec = make_tx(amount=-1, currency="XXX1", channel="fax")
+    m, f = both_errors(rec)
+    assert m.field == f.field == "amount"
+
+
+# --- the two paths agree on a mixed set of records ---------------------------------------------
+def _agreement_records(make_tx: TxFactory) -> list[dict[str, Any]]:
+    return [
+        make_tx(),
+        make_tx(drop=("transaction_id",)),
+        make_tx(drop=("timestamp",)),
+        make_tx(drop=("user_id",)),
+        make_tx(drop=("amount",)),
+        make_tx(transaction_id=""),
+        make_tx(user_id=""),
+        make_tx(amount=0),
+        make_tx(amount=-3.5),
+        make_tx(amount=math.inf),
+        make_tx(amount="abc"),
+        make_tx(amount=2e12),
+        make_tx(amount="19.99"),
+        make_tx(timestamp="2024-01-01T00:00:00"),
+        make_tx(timestamp="not a time"),
+        make_tx(timestamp=1.7e12),
+        make_tx(timestamp="2024-01-01T00:00:00Z"),
+        make_tx(timestamp="2024-06-01T10:00:00+02:00"),
+        make_tx(timestamp=1_700_000_000),
+        make_tx(currency="usd"),
+        make_tx(currency="XXX1"),
+        make_tx(drop=("currency",)),
+        make_tx(lat=91.0),
+        make_tx(lon=-181.0),
+        make_tx(drop=("lat", "lon")),
+        make_tx(channel="atm"),
+        make_tx(channel="fax"),
+        make_tx(channel="ATM"),
+        make_tx(transaction_id=123, user_id=456),
+        make_tx(label=1, scenario="account_takeover"),
+        make_tx(merchant_id="m" * 200),
+    ]
+
+
+_COMPARED = ("transaction_id", "timestamp", "user_id", "amount", "currency", "merchant_id",
+             "country", "device_id", "channel")
+
+
+def _check_valid_row_matches_model(rec: dict[str, Any], row: pd.Series) -> None:
+    tx = Transaction.model_validate(rec)
+    for name in _COMPARED:
+        assert row[name] == getattr(tx, name), name
+    for name in ("lat", "lon"):
+        value = getattr(tx, name)
+        assert (np.isnan(row[name]) and value is None) or row[name] == value, name
+
+
+def test_both_paths_agree_record_by_record(make_tx: TxFactory) -> None:
+    records = _agreement_records(make_tx)
+    n_bad = 0
+    for rec in records:
+        m, f = model_error(rec), frame_error(rec)
+        assert (m is None) == (f is None), (rec, m, f)
+        if m is not None and f is not None:
+            n_bad += 1
+            assert m.field == f.field, (rec, m, f)
+        else:
+            _check_valid_row_matches_model(rec, frame_row(rec))
+    assert 0 < n_bad < len(records)
+    assert n_bad == 19
+
+
+def test_both_paths_agree_on_one_mixed_frame(make_tx: TxFactory) -> None:
+    records = _agreement_records(make_tx)
+    valid, errors = validate_frame(pd.DataFrame(records))
+    frame_fields = {e.index: e.field for e in errors}
+    model_fields = {i: e.field for i, r in enumerate(records) if (e := model_error(r)) is not None}
+    assert frame_fields == model_fields
+    kept = [r for i, r in enumerate(records) if i not in model_fields]
+    assert len(valid) == len(kept)
+    for rec, (_, row) in zip(kept, valid.iterrows(), strict=True):
+        _check_valid_row_matches_model(rec, row)
