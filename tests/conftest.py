@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskstream.features import FeatureEngine, InMemoryStateStore
+from riskstream.features.spec import FeatureSpec
+from riskstream.models import ModelBundle
 from riskstream.schema import CANONICAL_COLUMNS
 
 #: 2024-01-01T00:00:00Z: a Monday, midnight UTC (hour of day 0).
@@ -21,7 +24,7 @@ FrameFactory = Callable[..., pd.DataFrame]
 StreamFactory = Callable[..., pd.DataFrame]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_tx() -> TxFactory:
     """A valid raw transaction record (dict); ``drop=`` removes fields, kwargs override.
 
@@ -80,7 +83,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_frame() -> FrameFactory:
     """A validated-looking canonical batch from partial rows (epoch-second timestamps).
 
@@ -120,7 +123,63 @@ def _stream(n: int = 2000, n_users: int = 40, n_merchants: int = 25, seed: int =
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_stream() -> StreamFactory:
     """A reproducible synthetic canonical stream, sorted by time (no fraud injected)."""
     return _stream
+
+
+# -- system fixtures: a small trained model, a runtime on a temporary home ---------------------
+@pytest.fixture(scope="session")
+def sim_history() -> pd.DataFrame:
+    """Two simulated days with every fraud scenario (labels included)."""
+    from riskstream.simulate import SimConfig, simulate
+
+    return simulate(SimConfig(n_users=300, n_merchants=80, days=4.0, seed=3, fraud_rate=0.02))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(sim_history: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A model trained on the simulated history (labels dropped), saved once per session."""
+    from riskstream import replay
+    from riskstream.models import ModelBundle
+
+    bundle = replay.train(sim_history.drop(columns=["label", "scenario"]))
+    path = tmp_path_factory.mktemp("model") / "current.npz"
+    bundle.save(path)
+    return ModelBundle.load(path)
+
+
+@pytest.fixture
+def make_runtime(tmp_path: Any, tiny_bundle: Any) -> Callable[..., Any]:
+    """``make_runtime(**settings)``: a Runtime on a fresh home directory with the tiny model."""
+    from riskstream.runtime import Runtime
+    from riskstream.settings import Settings
+
+    made: list[Any] = []
+
+    def factory(**overrides: Any) -> Any:
+        settings = Settings(home=tmp_path / "home", **overrides)
+        runtime = Runtime.build(settings, bundle=tiny_bundle)
+        made.append(runtime)
+        return runtime
+
+    yield factory  # type: ignore[misc]
+    for runtime in made:
+        runtime.results.close()
+
+
+@pytest.fixture(scope="session")
+def training_features(make_stream: StreamFactory) -> np.ndarray:
+    """Feature matrix (columns = FEATURES) of a 3000-event synthetic stream, replayed from empty
+    state. Read-only: copy before changing it."""
+    feats = FeatureEngine().compute(make_stream(n=3000, n_users=60, seed=100),
+                                    InMemoryStateStore()).features
+    feats.flags.writeable = False
+    return feats
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(training_features: np.ndarray) -> ModelBundle:
+    """A small default model bundle trained on ``training_features`` (treat as read-only)."""
+    return ModelBundle.train(training_features, FeatureSpec(), info={"source": "tests"})

@@ -36,6 +36,9 @@ class Rule:
     ref_col: int | None  # and the training quantile column it must also reach (None: no)
     text: str  # str.format template; {v} is the value
     needs_history: bool = True  # only for users past the cold start
+    #: Strength of a yes/no rule (value/bar is always 1 for them): a never-seen device or
+    #: country is identity-change evidence, ranked like a value 5x past its bar.
+    flag_strength: float = 0.0
 
 
 RULES: tuple[Rule, ...] = (
@@ -50,8 +53,10 @@ RULES: tuple[Rule, ...] = (
     Rule("VELOCITY_24H", "tx_count_24h", 6.0, _Q99, "{v:.0f} transactions in about a day"),
     Rule("SPEND_24H_ABOVE_USUAL", "amount_sum_24h_ratio", 5.0, _Q99,
          "{v:.1f}x the usual amount spent in about a day"),
-    Rule("NEW_DEVICE", "new_device", 1.0, None, "device never seen for this user"),
-    Rule("NEW_COUNTRY", "new_country", 1.0, None, "country never seen for this user"),
+    Rule("NEW_DEVICE", "new_device", 1.0, None, "device never seen for this user",
+         flag_strength=5.0),
+    Rule("NEW_COUNTRY", "new_country", 1.0, None, "country never seen for this user",
+         flag_strength=5.0),
     Rule("NEW_CATEGORY", "new_category", 1.0, None, "merchant category new for this user"),
     Rule("NEW_MERCHANT", "new_merchant", 1.0, _Q99, "merchant new for this user"),
     Rule("UNUSUAL_HOUR", "hour_rarity", 0.9, _Q99, "at an hour this user rarely transacts"),
@@ -61,7 +66,7 @@ RULES: tuple[Rule, ...] = (
          "{v:.0f} transactions at this merchant in about a day", needs_history=False),
 )
 CODES: tuple[str, ...] = tuple(r.code for r in RULES)
-MAX_REASONS = 4
+MAX_REASONS = 6  # an analyst reads six at a glance; more is noise
 _HISTORY_MIN = math.log1p(3)  # user_history = log1p(events); 3 events = past the cold start
 
 
@@ -83,7 +88,9 @@ def evidence(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
             fires &= has_history
         if rule.code == "FAR_FROM_LAST_LOCATION":
             fires &= features[:, F["speed_kmh"]] < 900.0  # IMPOSSIBLE_TRAVEL says it better
-        if bar > 0:
+        if rule.flag_strength:
+            out[:, j] = np.where(fires, rule.flag_strength, 0.0)
+        elif bar > 0:
             out[:, j] = np.where(fires, v / bar, 0.0)
         else:
             out[:, j] = np.where(fires, 1.0 + v - bar, 0.0)

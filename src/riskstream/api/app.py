@@ -83,18 +83,21 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def require_key(request: Request) -> None:
+    """With ``RISKSTREAM_API_KEY`` set, data endpoints need a matching ``X-API-Key``."""
+    key = request.app.state.runtime.settings.api_key
+    if key is not None and request.headers.get("x-api-key") != key.get_secret_value():
+        raise HTTPException(401, detail="missing or wrong X-API-Key")
+
+
+Auth = Annotated[None, Depends(require_key)]
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     settings = runtime.settings
     app = FastAPI(title="riskstream", version=__version__,
                   description="Real-time anomaly and fraud detection for payments")
     app.state.runtime = runtime
-
-    def require_key(request: Request) -> None:
-        key = settings.api_key
-        if key is not None and request.headers.get("x-api-key") != key.get_secret_value():
-            raise HTTPException(401, detail="missing or wrong X-API-Key")
-
-    Auth = Annotated[None, Depends(require_key)]
 
     @app.get("/")
     def root() -> dict[str, Any]:
