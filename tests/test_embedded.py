@@ -1,0 +1,84 @@
+"""`riskstream run` end to end, as a user runs it: a real process, real HTTP, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    home = tmp_path / "home"
+    env = {**os.environ, "RISKSTREAM_HOME": str(home), "RISKSTREAM_PORT": str(port),
+           "RISKSTREAM_SIM_RATE": "2000", "RISKSTREAM_SIM_USERS": "500",
+           "RISKSTREAM_SNAPSHOT_EVERY_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "riskstream.cli", "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = time.monotonic()
+        wait_for(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 60, "/health")
+        assert time.monotonic() - started < 60
+        assert (home / "models" / "current.npz").exists()  # first model trained on first run
+
+        def processed() -> float:
+            for line in httpx.get(f"{base}/metrics", timeout=2).text.splitlines():
+                if line.startswith("transactions_processed_total "):
+                    return float(line.split()[1])
+            return 0.0
+
+        wait_for(lambda: processed() >= 2000, 60, "2000 processed transactions")
+        alerts = wait_for(
+            lambda: httpx.get(f"{base}/alerts", params={"limit": 200}, timeout=5).json()["items"],
+            60, "alerts")
+        assert all(a["decision"] in {"review", "block"} for a in alerts)
+        coded = [a for a in alerts if a["reasons"]]
+        assert coded, "alerts should carry reason codes"
+        assert {"code", "feature", "value", "text"} <= set(coded[0]["reasons"][0])
+        user = alerts[0]["user_id"]
+        profile = httpx.get(f"{base}/users/{user}", timeout=5).json()
+        assert profile["profile"]["transactions_seen"] >= 1
+        health = httpx.get(f"{base}/health", timeout=5).json()
+        assert health["components"]["pipeline"]["status"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise AssertionError("did not stop within 45 s of Ctrl-C:\n" + out) from None
+    assert proc.returncode == 0, out
+    assert "stopped cleanly" in out
+    assert (home / "state.npz").exists()
+    assert (home / "results.db").exists()
