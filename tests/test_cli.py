@@ -21,8 +21,21 @@ def invoke(*args: str) -> str:
 
 def test_offline_round_trip(tmp_path: Path) -> None:
     data = tmp_path / "sim.csv"
-    invoke("simulate", "-o", str(data), "--users", "300", "--merchants", "80", "--days", "6",
-           "--fraud-rate", "0.02", "--seed", "5")
+    invoke(
+        "simulate",
+        "-o",
+        str(data),
+        "--users",
+        "300",
+        "--merchants",
+        "80",
+        "--days",
+        "6",
+        "--fraud-rate",
+        "0.02",
+        "--seed",
+        "5",
+    )
     frame = pd.read_csv(data)
     # Two broken rows: they must come out as 'invalid' rows, not vanish or stop the run.
     frame.loc[3, "amount"] = -1

@@ -39,11 +39,21 @@ def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-d
 def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     home = tmp_path / "home"
-    env = {**os.environ, "RISKSTREAM_HOME": str(home), "RISKSTREAM_PORT": str(port),
-           "RISKSTREAM_SIM_RATE": "2000", "RISKSTREAM_SIM_USERS": "500",
-           "RISKSTREAM_SNAPSHOT_EVERY_S": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "riskstream.cli", "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "RISKSTREAM_HOME": str(home),
+        "RISKSTREAM_PORT": str(port),
+        "RISKSTREAM_SIM_RATE": "2000",
+        "RISKSTREAM_SIM_USERS": "500",
+        "RISKSTREAM_SNAPSHOT_EVERY_S": "2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskstream.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
@@ -60,7 +70,9 @@ def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(tmp_path: Path)
         wait_for(lambda: processed() >= 2000, 60, "2000 processed transactions")
         alerts = wait_for(
             lambda: httpx.get(f"{base}/alerts", params={"limit": 200}, timeout=5).json()["items"],
-            60, "alerts")
+            60,
+            "alerts",
+        )
         assert all(a["decision"] in {"review", "block"} for a in alerts)
         coded = [a for a in alerts if a["reasons"]]
         assert coded, "alerts should carry reason codes"

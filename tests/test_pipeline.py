@@ -19,8 +19,9 @@ from riskstream.transport import Batch, InProcessQueue, ListSink
 def make_pipeline(make_runtime: Callable[..., Any]) -> Callable[..., tuple[Pipeline, Any]]:
     def factory(results: ResultsStore | None = None, **kw: Any) -> tuple[Pipeline, Any]:
         rt = make_runtime()
-        pipe = Pipeline(rt.core, InProcessQueue(), results or rt.results, rt.metrics,
-                        lock=rt.lock, **kw)
+        pipe = Pipeline(
+            rt.core, InProcessQueue(), results or rt.results, rt.metrics, lock=rt.lock, **kw
+        )
         return pipe, rt
 
     return factory
@@ -30,31 +31,36 @@ def messages(records: list[Any]) -> list[bytes]:
     return [r if isinstance(r, bytes) else orjson.dumps(r) for r in records]
 
 
-def test_bad_messages_become_specific_dead_letters(make_pipeline: Callable[..., Any],
-                                                   make_tx: Callable[..., Any]) -> None:
+def test_bad_messages_become_specific_dead_letters(
+    make_pipeline: Callable[..., Any], make_tx: Callable[..., Any]
+) -> None:
     pipe, rt = make_pipeline()
-    raw = messages([
-        make_tx(transaction_id="ok-1"),
-        b"{not json",
-        make_tx(transaction_id="no-user", drop=("user_id",)),
-        make_tx(transaction_id="typed", amount="ten"),
-        make_tx(transaction_id="neg", amount=-3),
-        make_tx(transaction_id="when", timestamp="yesterday"),
-        b"[1, 2]",
-        b"x" * 10_000_000,
-        make_tx(transaction_id="ok-2", timestamp="2024-01-01T12:05:00Z"),
-    ])
+    raw = messages(
+        [
+            make_tx(transaction_id="ok-1"),
+            b"{not json",
+            make_tx(transaction_id="no-user", drop=("user_id",)),
+            make_tx(transaction_id="typed", amount="ten"),
+            make_tx(transaction_id="neg", amount=-3),
+            make_tx(transaction_id="when", timestamp="yesterday"),
+            b"[1, 2]",
+            b"x" * 10_000_000,
+            make_tx(transaction_id="ok-2", timestamp="2024-01-01T12:05:00Z"),
+        ]
+    )
     pipe.process(Batch(messages=raw, position=1, source="test"))
     scored = {r["transaction_id"] for r in rt.results.transactions(limit=100)}
     assert scored == {"ok-1", "ok-2"}
-    letters = {(d["field"], d["transaction_id"]): d["reason"]
-               for d in rt.results.dead_letters(limit=100)}
+    letters = {
+        (d["field"], d["transaction_id"]): d["reason"] for d in rt.results.dead_letters(limit=100)
+    }
     assert letters[("user_id", "no-user")] == "user_id: Field required"
     assert letters[("amount", "typed")] == "amount: Input should be a valid number"
     assert letters[("amount", "neg")] == "amount: Input should be greater than 0"
     assert letters[("timestamp", "when")].startswith("timestamp: must be ISO-8601")
-    invalid_json = [d["reason"] for d in rt.results.dead_letters(limit=100)
-                    if d["field"] == "message"]
+    invalid_json = [
+        d["reason"] for d in rt.results.dead_letters(limit=100) if d["field"] == "message"
+    ]
     assert all(r.startswith("invalid JSON") for r in invalid_json)
     assert any("JSON object" in r for r in invalid_json)  # valid JSON, wrong shape
     big = [d for d in rt.results.dead_letters(limit=100) if len(d["payload"] or "") > 4000]
@@ -64,8 +70,9 @@ def test_bad_messages_become_specific_dead_letters(make_pipeline: Callable[..., 
     assert pipe.source.committed == 1  # type: ignore[attr-defined]
 
 
-def test_replaying_a_batch_changes_nothing(make_pipeline: Callable[..., Any],
-                                           make_stream: Callable[..., pd.DataFrame]) -> None:
+def test_replaying_a_batch_changes_nothing(
+    make_pipeline: Callable[..., Any], make_stream: Callable[..., pd.DataFrame]
+) -> None:
     pipe, rt = make_pipeline()
     frame = make_stream(n=600)
     pipe.process(Batch(frame=frame, position=1))
@@ -77,17 +84,19 @@ def test_replaying_a_batch_changes_nothing(make_pipeline: Callable[..., Any],
     np.testing.assert_array_equal(first, again)
 
 
-def test_batches_of_any_size_give_the_same_state(make_pipeline: Callable[..., Any],
-                                                  make_stream: Callable[..., pd.DataFrame]) -> None:
+def test_batches_of_any_size_give_the_same_state(
+    make_pipeline: Callable[..., Any], make_stream: Callable[..., pd.DataFrame]
+) -> None:
     frame = make_stream(n=900)
     users = sorted(frame["user_id"].unique())
     pipe_a, rt_a = make_pipeline()
     pipe_a.process(Batch(frame=frame, position=1))
     pipe_b, rt_b = make_pipeline()
     for k, start in enumerate(range(0, 900, 97)):
-        pipe_b.process(Batch(frame=frame.iloc[start:start + 97], position=k))
-    np.testing.assert_array_equal(rt_a.core.state.load("user", users),
-                                  rt_b.core.state.load("user", users))
+        pipe_b.process(Batch(frame=frame.iloc[start : start + 97], position=k))
+    np.testing.assert_array_equal(
+        rt_a.core.state.load("user", users), rt_b.core.state.load("user", users)
+    )
 
 
 class FlakyStore(ResultsStore):
@@ -125,7 +134,8 @@ class FlakyStore(ResultsStore):
 
 
 def test_store_outage_retries_and_commits_only_after_success(
-        make_runtime: Callable[..., Any], make_stream: Callable[..., pd.DataFrame]) -> None:
+    make_runtime: Callable[..., Any], make_stream: Callable[..., pd.DataFrame]
+) -> None:
     rt = make_runtime()
     flaky = FlakyStore(rt.results, failures=3)
     seen: list[tuple[str, int]] = []
@@ -140,8 +150,15 @@ def test_store_outage_retries_and_commits_only_after_success(
 
     source = InProcessQueue()
     sink = ListSink()
-    pipe = Pipeline(rt.core, source, flaky, rt.metrics, sink=sink,
-                    policy=ErrorPolicy(on_unavailable=policy), lock=rt.lock)
+    pipe = Pipeline(
+        rt.core,
+        source,
+        flaky,
+        rt.metrics,
+        sink=sink,
+        policy=ErrorPolicy(on_unavailable=policy),
+        lock=rt.lock,
+    )
     pipe.process(Batch(frame=make_stream(n=300), position=7))
     assert seen == [("results", 0), ("results", 1), ("results", 2)]
     assert source.committed == 7 and pipe.health["results"] == "ok"
@@ -160,4 +177,5 @@ def test_in_process_queue_batches_and_carries(make_stream: Callable[..., pd.Data
     assert len(first) == 120 and len(second) == 130
     assert q.poll(max_records=10, timeout_s=0.01) is None
     assert list(pd.concat([first.frame, second.frame])["transaction_id"]) == list(
-        frame["transaction_id"])
+        frame["transaction_id"]
+    )

@@ -14,8 +14,11 @@ import typer
 
 from riskstream import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Real-time anomaly and fraud detection for payment transactions.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Real-time anomaly and fraud detection for payment transactions.",
+)
 
 HOME = Annotated[Path | None, typer.Option(help="Data directory (env RISKSTREAM_HOME).")]
 
@@ -31,8 +34,11 @@ def _time(value: str | None) -> float | None:
         return None
     from riskstream.schema import parse_timestamp
 
-    text = value if any(c in value for c in "Zz+") or value.replace(".", "").isdigit() \
+    text = (
+        value
+        if any(c in value for c in "Zz+") or value.replace(".", "").isdigit()
         else value + ("T00:00:00Z" if len(value) == 10 else "Z")
+    )
     return parse_timestamp(text)
 
 
@@ -47,9 +53,12 @@ def version() -> None:
 
 
 @app.command()
-def run(home: HOME = None, host: str | None = None, port: int | None = None,
-        rate: Annotated[float | None, typer.Option(help="Simulated events per second.")] = None,
-        ) -> None:
+def run(
+    home: HOME = None,
+    host: str | None = None,
+    port: int | None = None,
+    rate: Annotated[float | None, typer.Option(help="Simulated events per second.")] = None,
+) -> None:
     """Run the whole system embedded: simulator -> core -> SQLite, with API and metrics."""
     from riskstream.embedded import run_embedded
 
@@ -61,30 +70,53 @@ def run(home: HOME = None, host: str | None = None, port: int | None = None,
 @app.command()
 def simulate(
     output: Annotated[Path, typer.Option("--output", "-o", help=".csv, .csv.gz or .parquet")],
-    users: int = 2000, merchants: int = 500, days: float = 7.0, seed: int = 42,
-    fraud_rate: float = 0.01, start: str = "2024-01-01T00:00:00Z",
+    users: int = 2000,
+    merchants: int = 500,
+    days: float = 7.0,
+    seed: int = 42,
+    fraud_rate: float = 0.01,
+    start: str = "2024-01-01T00:00:00Z",
 ) -> None:
     """Write a simulated, labelled transaction history."""
-    from riskstream.simulate import SimConfig
+    from riskstream.simulate import SimConfig, write
     from riskstream.simulate import simulate as sim
-    from riskstream.simulate import write
 
-    frame = sim(SimConfig(n_users=users, n_merchants=merchants, days=days, seed=seed,
-                          fraud_rate=fraud_rate, start=start))
+    frame = sim(
+        SimConfig(
+            n_users=users,
+            n_merchants=merchants,
+            days=days,
+            seed=seed,
+            fraud_rate=fraud_rate,
+            start=start,
+        )
+    )
     write(frame, output)
-    typer.echo(f"wrote {len(frame):,} transactions ({int(frame['label'].sum()):,} fraud) "
-               f"to {output}")
+    typer.echo(
+        f"wrote {len(frame):,} transactions ({int(frame['label'].sum()):,} fraud) to {output}"
+    )
 
 
 @app.command()
 def train(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet history")],
-    model_out: Annotated[Path | None, typer.Option(help="Default: RISKSTREAM_HOME/models/current.npz")] = None,
+    model_out: Annotated[
+        Path | None, typer.Option(help="Default: RISKSTREAM_HOME/models/current.npz")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Fit on rows before this time")] = None,
-    since: Annotated[str | None, typer.Option(help="Fit on rows from this time (earlier rows only warm state)")] = None,
-    map: Annotated[str | None, typer.Option("--map", help="Column mapping: preset 'fdh' or SRC=dst,...")] = None,
-    features: Annotated[str, typer.Option(help="Feature set: default | amount | comma list")] = "default",
-    trees: int = 100, max_samples: int = 2048, seed: int = 0, home: HOME = None,
+    since: Annotated[
+        str | None, typer.Option(help="Fit on rows from this time (earlier rows only warm state)")
+    ] = None,
+    map: Annotated[
+        str | None, typer.Option("--map", help="Column mapping: preset 'fdh' or SRC=dst,...")
+    ] = None,
+    features: Annotated[
+        str, typer.Option(help="Feature set: default | amount | comma list")
+    ] = "default",
+    trees: int = 100,
+    max_samples: int = 2048,
+    seed: int = 0,
+    home: HOME = None,
 ) -> None:
     """Fit the detector by replaying a file in time order (never reads labels)."""
     from riskstream import replay
@@ -97,23 +129,33 @@ def train(
     t0 = time.perf_counter()
     frame = read_transactions(input, map)
     frame = frame.drop(columns=[c for c in ("label", "scenario") if c in frame.columns])
-    bundle = replay.train(frame, until=_time(until), since=_time(since),
-                          model_features=model_features,
-                          detector=IsolationForestDetector(trees, max_samples, seed))
+    bundle = replay.train(
+        frame,
+        until=_time(until),
+        since=_time(since),
+        model_features=model_features,
+        detector=IsolationForestDetector(trees, max_samples, seed),
+    )
     bundle.info["source"] = str(input)
     out = model_out or _settings(home=home).resolved_model_path()
     bundle.save(out)
-    typer.echo(f"model {bundle.version} trained on {bundle.info['rows_trained']:,} rows "
-               f"in {time.perf_counter() - t0:.1f}s -> {out}")
+    typer.echo(
+        f"model {bundle.version} trained on {bundle.info['rows_trained']:,} rows "
+        f"in {time.perf_counter() - t0:.1f}s -> {out}"
+    )
 
 
 @app.command()
 def score(
     input: Annotated[Path, typer.Option("--input", "-i")],
     output: Annotated[Path, typer.Option("--output", "-o", help=".csv/.csv.gz/.parquet")],
-    model: Annotated[Path | None, typer.Option(help="Default: RISKSTREAM_HOME/models/current.npz")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Default: RISKSTREAM_HOME/models/current.npz")
+    ] = None,
     map: Annotated[str | None, typer.Option("--map")] = None,
-    review: float = 0.99, block: float = 0.999, home: HOME = None,
+    review: float = 0.99,
+    block: float = 0.999,
+    home: HOME = None,
 ) -> None:
     """Replay a whole file through the scoring core; one output row per input row."""
     from riskstream import replay
@@ -131,21 +173,36 @@ def score(
     else:
         out.to_csv(output, index=False)
     counts = out["decision"].value_counts().to_dict()
-    typer.echo(f"scored {len(out):,} rows in {time.perf_counter() - t0:.1f}s with "
-               f"{bundle.version}: {counts} -> {output}")
+    typer.echo(
+        f"scored {len(out):,} rows in {time.perf_counter() - t0:.1f}s with "
+        f"{bundle.version}: {counts} -> {output}"
+    )
 
 
 @app.command()
 def evaluate(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Scored file (from `score`) with labels, or a raw labelled file with --model")],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Scored file (from `score`) with labels, or a raw labelled file with --model",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Report directory")] = Path("reports/eval"),
-    model: Annotated[Path | None, typer.Option(help="Score the input with this model first")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Score the input with this model first")
+    ] = None,
     map: Annotated[str | None, typer.Option("--map")] = None,
-    start: Annotated[str | None, typer.Option(help="Evaluate rows from this time (e.g. 2018-08-08)")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Evaluate rows from this time (e.g. 2018-08-08)")
+    ] = None,
     end: Annotated[str | None, typer.Option(help="... up to (not including) this time")] = None,
     score_col: str = "score",
     name: str = "riskstream",
-    baselines: Annotated[str | None, typer.Option(help="'fdh' adds the handbook's supervised baselines")] = None,
+    baselines: Annotated[
+        str | None, typer.Option(help="'fdh' adds the handbook's supervised baselines")
+    ] = None,
 ) -> None:
     """Detection quality on labelled data: AP, ROC AUC, budgets, CP@100, per scenario."""
     import pandas as pd
@@ -155,8 +212,11 @@ def evaluate(
     from riskstream.evaluation import write_report
     from riskstream.io import read_transactions
 
-    frame = read_transactions(input, map) if (model or map) else (
-        pd.read_parquet(input) if input.name.endswith(".parquet") else pd.read_csv(input))
+    frame = (
+        read_transactions(input, map)
+        if (model or map)
+        else (pd.read_parquet(input) if input.name.endswith(".parquet") else pd.read_csv(input))
+    )
     if model is not None:
         from riskstream.models import ModelBundle
 
@@ -176,8 +236,12 @@ def evaluate(
     frame = frame.assign(user_id=frame["user_id"].astype(str))
     result = evaluate_frame(frame, score_col=score_col, name=name)
     base = FDH_BASELINES if baselines == "fdh" else None
-    paths = write_report([result], {name: (frame["label"].to_numpy(), frame[score_col].to_numpy())},
-                         out, baselines=base)
+    paths = write_report(
+        [result],
+        {name: (frame["label"].to_numpy(), frame[score_col].to_numpy())},
+        out,
+        baselines=base,
+    )
     typer.echo(paths["markdown"].read_text())
     typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
 
@@ -189,9 +253,9 @@ FDH_BASELINES = {
 
 
 def _timestamps(col):  # type: ignore[no-untyped-def]
-    from riskstream.schema import validate_frame
-
     import pandas as pd
+
+    from riskstream.schema import validate_frame
 
     probe = pd.DataFrame({"transaction_id": "x", "user_id": "x", "amount": 1.0, "timestamp": col})
     valid, errors = validate_frame(probe)
@@ -203,7 +267,9 @@ def _timestamps(col):  # type: ignore[no-untyped-def]
 @app.command()
 def bench(
     rows: Annotated[int, typer.Option(help="Simulated transactions to replay")] = 1_000_000,
-    batch_size: int = 10_000, users: int = 20_000, seed: int = 1,
+    batch_size: int = 10_000,
+    users: int = 20_000,
+    seed: int = 1,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
     """Benchmark the scoring core in-process (features + scoring), pinned to one core."""

@@ -85,7 +85,9 @@ class ScoredBatch:
             "decision": DECISIONS[int(self.decisions[i])],
             "confidence": round(float(self.confidence[i]), 4),
             "reasons": self.reasons(np.array([i]))[0],
-            "features": {n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)},
+            "features": {
+                n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)
+            },
             "model_version": self.model_version,
             "processing_time_ms": round(self.elapsed_ms, 3),
         }
@@ -94,8 +96,9 @@ class ScoredBatch:
 class ScoringCore:
     """Features (against a state store) + model bundle + thresholds."""
 
-    def __init__(self, bundle: ModelBundle, state: StateStore,
-                 thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, bundle: ModelBundle, state: StateStore, thresholds: Thresholds | None = None
+    ) -> None:
         self.bundle = bundle
         self.state = state
         self.thresholds = thresholds or Thresholds()
@@ -112,8 +115,18 @@ class ScoringCore:
         strength = evidence(fb.features, bundle.reference)
         elapsed = (time.perf_counter() - started) * 1000.0
         return ScoredBatch(
-            batch, fb.features, raw, scores, decisions, self.thresholds.confidence(scores),
-            strength, fb.update, bundle.version, bundle.reference, started, elapsed,
+            batch,
+            fb.features,
+            raw,
+            scores,
+            decisions,
+            self.thresholds.confidence(scores),
+            strength,
+            fb.update,
+            bundle.version,
+            bundle.reference,
+            started,
+            elapsed,
         )
 
     def commit(self, scored: ScoredBatch) -> None:

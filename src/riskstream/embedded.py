@@ -34,8 +34,13 @@ def build_embedded(settings: Settings) -> tuple[Runtime, Pipeline, SimulatorFeed
     feeder = SimulatorFeeder(stream(sim, rate=None, batch_size=100), queue, rate=settings.sim_rate)
     pipeline = Pipeline(runtime.core, queue, runtime.results, runtime.metrics, lock=runtime.lock)
     runtime.pipeline = pipeline
-    config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        create_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     return runtime, pipeline, feeder, server
 
@@ -48,14 +53,21 @@ def run_embedded(settings: Settings) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
     worker = threading.Thread(
-        target=pipeline.run, args=(settings.batch_size, settings.batch_timeout_ms / 1000),
-        name="pipeline", daemon=True)
+        target=pipeline.run,
+        args=(settings.batch_size, settings.batch_timeout_ms / 1000),
+        name="pipeline",
+        daemon=True,
+    )
     web = threading.Thread(target=server.run, name="api", daemon=True)
     web.start()
     feeder.start()
     worker.start()
-    log.info("riskstream serving on http://%s:%d (model %s)", settings.host, settings.port,
-             runtime.core.bundle.version)
+    log.info(
+        "riskstream serving on http://%s:%d (model %s)",
+        settings.host,
+        settings.port,
+        runtime.core.bundle.version,
+    )
     last_snapshot = time.monotonic()
     last_count, last_t = 0.0, time.monotonic()
     tty = sys.stderr.isatty()
@@ -63,14 +75,16 @@ def run_embedded(settings: Settings) -> None:
         while not stop.wait(1.0):
             now = time.monotonic()
             m = runtime.metrics
-            done = m.processed._value.get()  # noqa: SLF001 - read our own counter
+            done = m.processed._value.get()
             rate = (done - last_count) / (now - last_t)
             last_count, last_t = done, now
-            status = (f"processed {int(done):,} | {rate:,.0f} tx/s | "
-                      f"review {int(m.anomalies.labels('review')._value.get()):,} | "  # noqa: SLF001
-                      f"block {int(m.anomalies.labels('block')._value.get()):,} | "  # noqa: SLF001
-                      f"users {runtime.core.state.count('user'):,} | "
-                      f"{'ok' if all(v == 'ok' for v in pipeline.health.values()) else 'DEGRADED'}")
+            status = (
+                f"processed {int(done):,} | {rate:,.0f} tx/s | "
+                f"review {int(m.anomalies.labels('review')._value.get()):,} | "
+                f"block {int(m.anomalies.labels('block')._value.get()):,} | "
+                f"users {runtime.core.state.count('user'):,} | "
+                f"{'ok' if all(v == 'ok' for v in pipeline.health.values()) else 'DEGRADED'}"
+            )
             if tty:
                 sys.stderr.write("\r" + status.ljust(100))
                 sys.stderr.flush()

@@ -54,8 +54,10 @@ def read_transactions(path: str | Path, mapping: str | None = None) -> pd.DataFr
         frame = pd.read_parquet(path)
     elif name.endswith((".csv", ".csv.gz")):
         # ids stay text: "007" and "7" are different customers.
-        frame = pd.read_csv(path, dtype={"transaction_id": str, "user_id": str,
-                                         "merchant_id": str, "device_id": str})
+        frame = pd.read_csv(
+            path,
+            dtype={"transaction_id": str, "user_id": str, "merchant_id": str, "device_id": str},
+        )
     else:
         raise ValueError(f"unsupported file type: {path.name} (csv, csv.gz or parquet)")
     frame = frame.drop(columns=[c for c in drop if c in frame.columns]).rename(columns=rename)

@@ -70,18 +70,29 @@ def decode(batch: Batch) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                 letters.append(_letter(batch, "message", f"invalid JSON: {exc}", raw))
         if records:
             frames.append(pd.DataFrame.from_records(records))
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else (
-        frames[0] if frames else pd.DataFrame(columns=list(CANONICAL_COLUMNS)))
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if len(frames) > 1
+        else (frames[0] if frames else pd.DataFrame(columns=list(CANONICAL_COLUMNS)))
+    )
     return frame, letters
 
 
-def _letter(batch: Batch, field_: str, reason: str, payload: Any, tx: str | None = None) -> dict[str, Any]:
+def _letter(
+    batch: Batch, field_: str, reason: str, payload: Any, tx: str | None = None
+) -> dict[str, Any]:
     if isinstance(payload, bytes):
         payload = payload.decode("utf-8", errors="replace")
     elif not isinstance(payload, str):
         payload = orjson.dumps(payload, default=str).decode()
-    return {"received_at": time.time(), "source": batch.source, "field": field_,
-            "reason": reason, "transaction_id": tx, "payload": payload}
+    return {
+        "received_at": time.time(),
+        "source": batch.source,
+        "field": field_,
+        "reason": reason,
+        "transaction_id": tx,
+        "payload": payload,
+    }
 
 
 def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -105,25 +116,41 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
     scores = scored.scores.tolist()
     rows = [
         {
-            "transaction_id": cols["transaction_id"][i], "timestamp": cols["timestamp"][i],
-            "user_id": cols["user_id"][i], "amount": cols["amount"][i],
-            "currency": cols["currency"][i], "merchant_id": cols["merchant_id"][i],
-            "merchant_category": cols["merchant_category"][i], "city": cols["city"][i],
-            "country": cols["country"][i], "lat": lat[i], "lon": lon[i],
-            "device_id": cols["device_id"][i], "channel": cols["channel"][i],
-            "score": scores[i], "decision": decisions[i], "reasons": reasons[i],
+            "transaction_id": cols["transaction_id"][i],
+            "timestamp": cols["timestamp"][i],
+            "user_id": cols["user_id"][i],
+            "amount": cols["amount"][i],
+            "currency": cols["currency"][i],
+            "merchant_id": cols["merchant_id"][i],
+            "merchant_category": cols["merchant_category"][i],
+            "city": cols["city"][i],
+            "country": cols["country"][i],
+            "lat": lat[i],
+            "lon": lon[i],
+            "device_id": cols["device_id"][i],
+            "channel": cols["channel"][i],
+            "score": scores[i],
+            "decision": decisions[i],
+            "reasons": reasons[i],
             "features": dict(zip(FEATURES, feats[i].tolist(), strict=True)),
-            "model_version": scored.model_version, "latency_ms": per_tx_ms, "scored_at": now,
+            "model_version": scored.model_version,
+            "latency_ms": per_tx_ms,
+            "scored_at": now,
         }
         for i in range(n)
     ]
     alerts = [
         {
-            "transaction_id": rows[i]["transaction_id"], "timestamp": rows[i]["timestamp"],
-            "user_id": rows[i]["user_id"], "amount": rows[i]["amount"],
-            "score": rows[i]["score"], "decision": rows[i]["decision"],
-            "reasons": reasons[i], "model_version": scored.model_version,
-            "status": "open", "created_at": now,
+            "transaction_id": rows[i]["transaction_id"],
+            "timestamp": rows[i]["timestamp"],
+            "user_id": rows[i]["user_id"],
+            "amount": rows[i]["amount"],
+            "score": rows[i]["score"],
+            "decision": rows[i]["decision"],
+            "reasons": reasons[i],
+            "model_version": scored.model_version,
+            "status": "open",
+            "created_at": now,
         }
         for i in flagged.tolist()
     ]
@@ -131,9 +158,16 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
 
 
 class Pipeline:
-    def __init__(self, core: ScoringCore, source: Source, results: ResultsStore,
-                 metrics: Metrics, sink: Sink | None = None, policy: ErrorPolicy | None = None,
-                 lock: threading.Lock | None = None) -> None:
+    def __init__(
+        self,
+        core: ScoringCore,
+        source: Source,
+        results: ResultsStore,
+        metrics: Metrics,
+        sink: Sink | None = None,
+        policy: ErrorPolicy | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.core = core
         self.source = source
         self.results = results
@@ -173,8 +207,10 @@ class Pipeline:
         valid, errors = validate_frame(frame)
         if errors:
             raw = frame.iloc[[e.index for e in errors]].to_dict("records")
-            letters += [_letter(batch, e.field, e.reason, r, e.transaction_id)
-                        for e, r in zip(errors, raw, strict=True)]
+            letters += [
+                _letter(batch, e.field, e.reason, r, e.transaction_id)
+                for e, r in zip(errors, raw, strict=True)
+            ]
         if letters:
             self._retry("results", lambda: self.results.write_dead_letters(letters))
             for letter in letters:
@@ -208,8 +244,12 @@ class Pipeline:
             m.late.inc(late)
         m.users.set(self.core.state.count("user"))
 
-    def run(self, max_records: int, timeout_s: float,
-            on_batch: Callable[[ScoredBatch | None], None] | None = None) -> None:
+    def run(
+        self,
+        max_records: int,
+        timeout_s: float,
+        on_batch: Callable[[ScoredBatch | None], None] | None = None,
+    ) -> None:
         """Loop until :meth:`stop`; the batch in hand is always finished first."""
         while not self.stop_event.is_set():
             batch = self.source.poll(max_records, timeout_s)

@@ -42,28 +42,68 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("IMPOSSIBLE_TRAVEL", "speed_kmh", 900.0, None,
-         "{v:,.0f} km/h implied travel from the previous transaction"),
-    Rule("FAR_FROM_LAST_LOCATION", "distance_km", 500.0, _Q99,
-         "{v:,.0f} km from the previous transaction"),
+    Rule(
+        "IMPOSSIBLE_TRAVEL",
+        "speed_kmh",
+        900.0,
+        None,
+        "{v:,.0f} km/h implied travel from the previous transaction",
+    ),
+    Rule(
+        "FAR_FROM_LAST_LOCATION",
+        "distance_km",
+        500.0,
+        _Q99,
+        "{v:,.0f} km from the previous transaction",
+    ),
     Rule("AMOUNT_FAR_ABOVE_USUAL", "amount_ratio", 3.0, _Q99, "amount {v:.1f}x this user's usual"),
-    Rule("LARGE_AMOUNT", "log_amount", 0.0, _Q995,
-         "amount {amount:,.2f} is above 99.5% of all transactions", needs_history=False),
+    Rule(
+        "LARGE_AMOUNT",
+        "log_amount",
+        0.0,
+        _Q995,
+        "amount {amount:,.2f} is above 99.5% of all transactions",
+        needs_history=False,
+    ),
     Rule("VELOCITY_1H", "tx_count_1h", 3.0, _Q99, "{v:.0f} transactions in about an hour"),
     Rule("VELOCITY_24H", "tx_count_24h", 6.0, _Q99, "{v:.0f} transactions in about a day"),
-    Rule("SPEND_24H_ABOVE_USUAL", "amount_sum_24h_ratio", 5.0, _Q99,
-         "{v:.1f}x the usual amount spent in about a day"),
-    Rule("NEW_DEVICE", "new_device", 1.0, None, "device never seen for this user",
-         flag_strength=5.0),
-    Rule("NEW_COUNTRY", "new_country", 1.0, None, "country never seen for this user",
-         flag_strength=5.0),
+    Rule(
+        "SPEND_24H_ABOVE_USUAL",
+        "amount_sum_24h_ratio",
+        5.0,
+        _Q99,
+        "{v:.1f}x the usual amount spent in about a day",
+    ),
+    Rule(
+        "NEW_DEVICE", "new_device", 1.0, None, "device never seen for this user", flag_strength=5.0
+    ),
+    Rule(
+        "NEW_COUNTRY",
+        "new_country",
+        1.0,
+        None,
+        "country never seen for this user",
+        flag_strength=5.0,
+    ),
     Rule("NEW_CATEGORY", "new_category", 1.0, None, "merchant category new for this user"),
     Rule("NEW_MERCHANT", "new_merchant", 1.0, _Q99, "merchant new for this user"),
     Rule("UNUSUAL_HOUR", "hour_rarity", 0.9, _Q99, "at an hour this user rarely transacts"),
-    Rule("MERCHANT_AMOUNT_UNUSUAL", "merchant_amount_z", 3.0, _Q99,
-         "amount {v:.1f} sd above this merchant's usual", needs_history=False),
-    Rule("MERCHANT_BURST", "merchant_tx_count_24h", 10.0, _Q999,
-         "{v:.0f} transactions at this merchant in about a day", needs_history=False),
+    Rule(
+        "MERCHANT_AMOUNT_UNUSUAL",
+        "merchant_amount_z",
+        3.0,
+        _Q99,
+        "amount {v:.1f} sd above this merchant's usual",
+        needs_history=False,
+    ),
+    Rule(
+        "MERCHANT_BURST",
+        "merchant_tx_count_24h",
+        10.0,
+        _Q999,
+        "{v:.0f} transactions at this merchant in about a day",
+        needs_history=False,
+    ),
 )
 CODES: tuple[str, ...] = tuple(r.code for r in RULES)
 MAX_REASONS = 6  # an analyst reads six at a glance; more is noise
@@ -97,8 +137,12 @@ def evidence(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out
 
 
-def explain(features: np.ndarray, reference: np.ndarray, strength: np.ndarray | None = None,
-            limit: int = MAX_REASONS) -> list[list[dict[str, object]]]:
+def explain(
+    features: np.ndarray,
+    reference: np.ndarray,
+    strength: np.ndarray | None = None,
+    limit: int = MAX_REASONS,
+) -> list[list[dict[str, object]]]:
     """Reason lists (strongest first) for each row: ``{code, feature, value, text}``."""
     if strength is None:
         strength = evidence(features, reference)
@@ -112,7 +156,13 @@ def explain(features: np.ndarray, reference: np.ndarray, strength: np.ndarray | 
             rule = RULES[j]
             v = float(features[i, F[rule.feature]])
             amount = math.expm1(float(features[i, F["log_amount"]]))
-            reasons.append({"code": rule.code, "feature": rule.feature, "value": round(v, 4),
-                            "text": rule.text.format(v=v, amount=amount)})
+            reasons.append(
+                {
+                    "code": rule.code,
+                    "feature": rule.feature,
+                    "value": round(v, 4),
+                    "text": rule.text.format(v=v, amount=amount),
+                }
+            )
         out.append(reasons)
     return out

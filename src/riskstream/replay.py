@@ -37,25 +37,32 @@ def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[RecordE
     return valid.iloc[order].reset_index(drop=True), positions[order], errors
 
 
-def replay_features(valid: pd.DataFrame, spec: FeatureSpec | None = None,
-                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+def replay_features(
+    valid: pd.DataFrame,
+    spec: FeatureSpec | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Features of every (sorted, valid) row, computed online in order."""
     engine = FeatureEngine(spec)
     store = InMemoryStateStore()
     out = np.empty((len(valid), len(FEATURES)))
     for start in range(0, len(valid), CHUNK):
-        fb = engine.compute(valid.iloc[start:start + CHUNK], store)
+        fb = engine.compute(valid.iloc[start : start + CHUNK], store)
         fb.update.save(store)
-        out[start:start + CHUNK] = fb.features
+        out[start : start + CHUNK] = fb.features
         if progress:
             progress(min(start + CHUNK, len(valid)))
     return out
 
 
-def train(frame: pd.DataFrame, until: float | None = None, since: float | None = None,
-          model_features: tuple[str, ...] = DEFAULT_MODEL_FEATURES,
-          detector: IsolationForestDetector | None = None,
-          progress: Callable[[int], None] | None = None) -> ModelBundle:
+def train(
+    frame: pd.DataFrame,
+    until: float | None = None,
+    since: float | None = None,
+    model_features: tuple[str, ...] = DEFAULT_MODEL_FEATURES,
+    detector: IsolationForestDetector | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ModelBundle:
     """Fit on rows with ``since <= timestamp < until``; earlier rows only warm the state."""
     valid, _, errors = prepare(frame)
     spec = FeatureSpec()
@@ -67,15 +74,23 @@ def train(frame: pd.DataFrame, until: float | None = None, since: float | None =
     if since is not None:
         mask &= ts >= since
     info = {
-        "rows_total": len(frame), "rows_invalid": len(errors), "rows_trained": int(mask.sum()),
-        "since": since, "until": until, "features": list(model_features),
+        "rows_total": len(frame),
+        "rows_invalid": len(errors),
+        "rows_trained": int(mask.sum()),
+        "since": since,
+        "until": until,
+        "features": list(model_features),
     }
     log.info("training on %d of %d rows", mask.sum(), len(frame))
     return ModelBundle.train(X[mask], spec, model_features, detector, info)
 
 
-def score(frame: pd.DataFrame, bundle: ModelBundle, thresholds: Thresholds | None = None,
-          progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def score(
+    frame: pd.DataFrame,
+    bundle: ModelBundle,
+    thresholds: Thresholds | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """Score every input row in time order; one output row per input row, in input order.
 
     Refused rows get ``decision = "invalid"`` and the validation error as their reason.
@@ -89,9 +104,9 @@ def score(frame: pd.DataFrame, bundle: ModelBundle, thresholds: Thresholds | Non
     reasons = np.full(n, "", dtype=object)
     codes = np.array(CODES, dtype=object)
     for start in range(0, len(valid), CHUNK):
-        scored = core.score(valid.iloc[start:start + CHUNK])
+        scored = core.score(valid.iloc[start : start + CHUNK])
         core.commit(scored)
-        pos = positions[start:start + CHUNK]
+        pos = positions[start : start + CHUNK]
         score_[pos] = scored.scores
         raw[pos] = scored.raw
         decision[pos] = np.array(DECISIONS, dtype=object)[scored.decisions]
@@ -100,12 +115,18 @@ def score(frame: pd.DataFrame, bundle: ModelBundle, thresholds: Thresholds | Non
             progress(min(start + CHUNK, len(valid)))
     for e in errors:
         reasons[e.index] = e.reason
-    out = pd.DataFrame({
-        "transaction_id": frame["transaction_id"].astype(str).to_numpy()
-        if "transaction_id" in frame else np.arange(n).astype(str),
-        "score": score_, "raw_score": raw, "decision": decision, "reasons": reasons,
-        "model_version": bundle.version,
-    })
+    out = pd.DataFrame(
+        {
+            "transaction_id": frame["transaction_id"].astype(str).to_numpy()
+            if "transaction_id" in frame
+            else np.arange(n).astype(str),
+            "score": score_,
+            "raw_score": raw,
+            "decision": decision,
+            "reasons": reasons,
+            "model_version": bundle.version,
+        }
+    )
     for col in ("timestamp", "user_id", "amount", "label", "scenario"):
         if col in frame.columns:
             out[col] = frame[col].to_numpy()

@@ -56,12 +56,14 @@ class Runtime:
     pipeline: object | None = None  # riskstream.pipeline.Pipeline when streaming
 
     @classmethod
-    def build(cls, settings: Settings, bundle: ModelBundle | None = None,
-              state: StateStore | None = None) -> Runtime:
+    def build(
+        cls, settings: Settings, bundle: ModelBundle | None = None, state: StateStore | None = None
+    ) -> Runtime:
         settings.home.mkdir(parents=True, exist_ok=True)
         bundle = bundle or ensure_model(settings)
         core = ScoringCore(
-            bundle, state or open_state(settings),
+            bundle,
+            state or open_state(settings),
             Thresholds(settings.review_threshold, settings.block_threshold),
         )
         results = SQLResultsStore(settings.resolved_db_url())

@@ -18,8 +18,10 @@ def client(make_runtime: Callable[..., Any]) -> TestClient:
 
 
 def history(make_tx: Callable[..., dict[str, Any]], n: int = 12) -> list[dict[str, Any]]:
-    return [make_tx(transaction_id=f"h{i}", timestamp=1_704_067_200 + i * 3600, amount=40 + i % 5)
-            for i in range(n)]
+    return [
+        make_tx(transaction_id=f"h{i}", timestamp=1_704_067_200 + i * 3600, amount=40 + i % 5)
+        for i in range(n)
+    ]
 
 
 def test_root_and_health(client: TestClient) -> None:
@@ -32,9 +34,17 @@ def test_root_and_health(client: TestClient) -> None:
 
 def test_predict_returns_the_full_result(client: TestClient, make_tx: Callable[..., Any]) -> None:
     body = client.post("/predict", json=make_tx()).json()
-    assert set(body) >= {"transaction_id", "anomaly_score", "is_anomalous", "decision",
-                         "confidence", "reasons", "features", "model_version",
-                         "processing_time_ms"}
+    assert set(body) >= {
+        "transaction_id",
+        "anomaly_score",
+        "is_anomalous",
+        "decision",
+        "confidence",
+        "reasons",
+        "features",
+        "model_version",
+        "processing_time_ms",
+    }
     assert body["transaction_id"] == "tx-1"
     assert 0.0 <= body["anomaly_score"] <= 1.0
     assert body["decision"] in {"allow", "review", "block"}
@@ -53,8 +63,9 @@ def test_predict_returns_the_full_result(client: TestClient, make_tx: Callable[.
         ({"currency": "XYZ"}, "currency"),
     ],
 )
-def test_predict_422_names_the_field(client: TestClient, make_tx: Callable[..., Any],
-                                     override: dict[str, Any], field: str) -> None:
+def test_predict_422_names_the_field(
+    client: TestClient, make_tx: Callable[..., Any], override: dict[str, Any], field: str
+) -> None:
     resp = client.post("/predict", json=make_tx(**override))
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"] == ["body", field]
@@ -96,13 +107,25 @@ def test_duplicate_post_is_idempotent(client: TestClient, make_tx: Callable[...,
     assert len(client.get("/transactions").json()["items"]) == 1
 
 
-def test_outlier_raises_an_alert_with_reasons(client: TestClient, make_tx: Callable[..., Any]) -> None:
+def test_outlier_raises_an_alert_with_reasons(
+    client: TestClient, make_tx: Callable[..., Any]
+) -> None:
     for tx in history(make_tx, 30):
         client.post("/predict", json=tx)
     # New device, another continent ten minutes later, 60x the usual amount.
-    body = client.post("/predict", json=make_tx(
-        transaction_id="fraud", timestamp=1_704_067_200 + 29 * 3600 + 600, amount=2500,
-        device_id="evil", lat=40.7128, lon=-74.0060, country="US", city="New York")).json()
+    body = client.post(
+        "/predict",
+        json=make_tx(
+            transaction_id="fraud",
+            timestamp=1_704_067_200 + 29 * 3600 + 600,
+            amount=2500,
+            device_id="evil",
+            lat=40.7128,
+            lon=-74.0060,
+            country="US",
+            city="New York",
+        ),
+    ).json()
     assert body["is_anomalous"] is True
     codes = {r["code"] for r in body["reasons"]}
     assert {"IMPOSSIBLE_TRAVEL", "AMOUNT_FAR_ABOVE_USUAL", "NEW_DEVICE"} <= codes
@@ -121,16 +144,24 @@ def test_unknown_user_is_404(client: TestClient) -> None:
     assert client.get("/users/nobody").status_code == 404
 
 
-def test_metrics_exposes_the_documented_names(client: TestClient, make_tx: Callable[..., Any]) -> None:
+def test_metrics_exposes_the_documented_names(
+    client: TestClient, make_tx: Callable[..., Any]
+) -> None:
     client.post("/predict", json=make_tx())
     text = client.get("/metrics").text
-    for name in ("transactions_processed_total 1.0", "anomalies_total", "dead_letters_total",
-                 "processing_latency_seconds_bucket", "model_info{"):
+    for name in (
+        "transactions_processed_total 1.0",
+        "anomalies_total",
+        "dead_letters_total",
+        "processing_latency_seconds_bucket",
+        "model_info{",
+    ):
         assert name in text
 
 
-def test_api_key_is_enforced_when_set(make_runtime: Callable[..., Any],
-                                      make_tx: Callable[..., Any]) -> None:
+def test_api_key_is_enforced_when_set(
+    make_runtime: Callable[..., Any], make_tx: Callable[..., Any]
+) -> None:
     client = TestClient(create_app(make_runtime(api_key="s3cret")))
     assert client.post("/predict", json=make_tx()).status_code == 401
     ok = client.post("/predict", json=make_tx(), headers={"X-API-Key": "s3cret"})

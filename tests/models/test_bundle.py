@@ -167,7 +167,7 @@ def test_version_depends_on_the_model() -> None:
 
 
 def test_unknown_feature_names_raise() -> None:
-    with pytest.raises(ValueError, match="unknown features.*'no_such_feature'"):
+    with pytest.raises(ValueError, match=r"unknown features.*'no_such_feature'"):
         ModelBundle.train(synthetic(100), FeatureSpec(),
                           model_features=("log_amount", "no_such_feature"))
 

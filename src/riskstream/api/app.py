@@ -59,9 +59,16 @@ class _TooLarge(Exception):
 
 async def _too_large(limit: int, send: Any) -> None:
     body = f'{{"detail":"request body larger than {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -95,42 +102,67 @@ Auth = Annotated[None, Depends(require_key)]
 
 def create_app(runtime: Runtime) -> FastAPI:
     settings = runtime.settings
-    app = FastAPI(title="riskstream", version=__version__,
-                  description="Real-time anomaly and fraud detection for payments")
+    app = FastAPI(
+        title="riskstream",
+        version=__version__,
+        description="Real-time anomaly and fraud detection for payments",
+    )
     app.state.runtime = runtime
 
     @app.get("/")
     def root() -> dict[str, Any]:
-        return {"name": "riskstream", "status": "ok", "version": __version__,
-                "model_version": runtime.core.bundle.version,
-                "uptime_s": round(time.time() - runtime.started_at, 1),
-                "links": ["/health", "/predict", "/transactions", "/alerts", "/users/{id}",
-                          "/metrics", "/docs"]}
+        return {
+            "name": "riskstream",
+            "status": "ok",
+            "version": __version__,
+            "model_version": runtime.core.bundle.version,
+            "uptime_s": round(time.time() - runtime.started_at, 1),
+            "links": [
+                "/health",
+                "/predict",
+                "/transactions",
+                "/alerts",
+                "/users/{id}",
+                "/metrics",
+                "/docs",
+            ],
+        }
 
     @app.get("/health")
     def health() -> JSONResponse:
         comps: dict[str, Any] = {
             "model": {"status": "ok", "version": runtime.core.bundle.version},
-            "state": {"status": "ok" if runtime.core.state.ping() else "down",
-                      "backend": settings.state_url.split(":")[0],
-                      "users": runtime.core.state.count("user")},
-            "results": {"status": "ok" if runtime.results.ping() else "down",
-                        "backend": runtime.results.__class__.__name__},
+            "state": {
+                "status": "ok" if runtime.core.state.ping() else "down",
+                "backend": settings.state_url.split(":")[0],
+                "users": runtime.core.state.count("user"),
+            },
+            "results": {
+                "status": "ok" if runtime.results.ping() else "down",
+                "backend": runtime.results.__class__.__name__,
+            },
         }
         pipe = runtime.pipeline
         if pipe is not None:
             age = time.time() - pipe.last_batch_at if pipe.last_batch_at else None  # type: ignore[attr-defined]
             bad = {k: v for k, v in pipe.health.items() if v != "ok"}  # type: ignore[attr-defined]
-            comps["pipeline"] = {"status": "degraded" if bad else "ok", "problems": bad,
-                                 "seconds_since_last_batch": None if age is None else round(age, 2)}
+            comps["pipeline"] = {
+                "status": "degraded" if bad else "ok",
+                "problems": bad,
+                "seconds_since_last_batch": None if age is None else round(age, 2),
+            }
         ok = all(c["status"] == "ok" for c in comps.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "components": comps},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "components": comps},
+            status_code=200 if ok else 503,
+        )
 
     @app.post("/predict")
-    def predict(tx: Transaction, _: Auth,
-                dry_run: Annotated[bool, Query(description="score without recording")] = False,
-                ) -> dict[str, Any]:
+    def predict(
+        tx: Transaction,
+        _: Auth,
+        dry_run: Annotated[bool, Query(description="score without recording")] = False,
+    ) -> dict[str, Any]:
         frame = records_to_frame([tx])
         with runtime.lock:
             scored = runtime.core.score(frame, apply=not dry_run)
@@ -150,28 +182,55 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     def paging(limit: int, offset: int) -> None:
         if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise HTTPException(422, detail=[{"loc": ["query", "limit"],
-                                              "msg": f"limit must be 1..{MAX_PAGE}, offset >= 0"}])
+            raise HTTPException(
+                422,
+                detail=[
+                    {"loc": ["query", "limit"], "msg": f"limit must be 1..{MAX_PAGE}, offset >= 0"}
+                ],
+            )
 
     @app.get("/transactions")
-    def transactions(_: Auth, user_id: str | None = None, decision: str | None = None,
-                     since: str | None = None, until: str | None = None,
-                     limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    def transactions(
+        _: Auth,
+        user_id: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
         paging(limit, offset)
         rows = runtime.results.transactions(
-            user_id=user_id, decision=decision, since=_time_param(since, "since"),
-            until=_time_param(until, "until"), limit=limit, offset=offset)
+            user_id=user_id,
+            decision=decision,
+            since=_time_param(since, "since"),
+            until=_time_param(until, "until"),
+            limit=limit,
+            offset=offset,
+        )
         return {"items": [_clean(r) for r in rows], "limit": limit, "offset": offset}
 
     @app.get("/alerts")
-    def alerts(_: Auth, user_id: str | None = None, decision: str | None = None,
-               status: str | None = None, since: str | None = None, until: str | None = None,
-               limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    def alerts(
+        _: Auth,
+        user_id: str | None = None,
+        decision: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
         paging(limit, offset)
         rows = runtime.results.alerts(
-            user_id=user_id, decision=decision, status=status,
-            since=_time_param(since, "since"), until=_time_param(until, "until"),
-            limit=limit, offset=offset)
+            user_id=user_id,
+            decision=decision,
+            status=status,
+            since=_time_param(since, "since"),
+            until=_time_param(until, "until"),
+            limit=limit,
+            offset=offset,
+        )
         return {"items": [_clean(r) for r in rows], "limit": limit, "offset": offset}
 
     @app.get("/users/{user_id}")
@@ -179,18 +238,19 @@ def create_app(runtime: Runtime) -> FastAPI:
         rec = runtime.core.state.get("user", user_id)
         if rec is None:
             raise HTTPException(404, detail=f"unknown user {user_id!r}")
-        hours = rec[S.U_HOURS:S.U_HOURS + 24]
+        hours = rec[S.U_HOURS : S.U_HOURS + 24]
         profile = {
             "transactions_seen": int(rec[S.U_N]),
             "usual_amount": round(math.expm1(rec[S.U_MEAN]), 2),
             "amount_spread_log": round(math.sqrt(max(rec[S.U_VAR], 0.0)), 4),
             "last_seen": _clean({"timestamp": float(rec[S.U_LAST_TS])}).get("time"),
-            "last_location": None if rec[S.U_LOC_TS] == 0 else
-            {"lat": rec[S.U_LAT], "lon": rec[S.U_LON]},
+            "last_location": None
+            if rec[S.U_LOC_TS] == 0
+            else {"lat": rec[S.U_LAT], "lon": rec[S.U_LON]},
             "usual_hours_utc": [int(h) for h in np.argsort(-hours)[:3] if hours[h] > 0],
-            "known_devices": int(np.count_nonzero(rec[S.U_DEV:S.U_DEV + S.N_DEV])),
-            "known_merchants": int(np.count_nonzero(rec[S.U_MER:S.U_MER + S.N_MER])),
-            "known_countries": int(np.count_nonzero(rec[S.U_CTY:S.U_CTY + S.N_CTY])),
+            "known_devices": int(np.count_nonzero(rec[S.U_DEV : S.U_DEV + S.N_DEV])),
+            "known_merchants": int(np.count_nonzero(rec[S.U_MER : S.U_MER + S.N_MER])),
+            "known_countries": int(np.count_nonzero(rec[S.U_CTY : S.U_CTY + S.N_CTY])),
             "tx_last_24h_decayed": round(float(rec[S.U_C24H]), 3),
         }
         rows = runtime.results.transactions(user_id=user_id, limit=max(1, min(recent, 200)))

@@ -31,7 +31,7 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @njit(cache=True, inline="always")
 def _ring_seen(rec: np.ndarray, start: int, size: int, h: float) -> bool:
-    for j in range(size):
+    for j in range(size):  # noqa: SIM110 - numba: explicit loop, no generator
         if rec[start + j] == h:
             return True
     return False
@@ -88,7 +88,7 @@ def run_kernel(
         out[i, 1] = z
         out[i, 2] = amount[i] / math.expm1(mean) if mean > 0 else amount[i]
         # ---- timing and decayed velocity ----
-        if n > 0:
+        if n > 0:  # noqa: SIM108 - keeps the numba branch readable
             gap = max(t - rec[S.U_LAST_TS], 0.0)
         else:
             gap = first_gap
@@ -120,10 +120,26 @@ def run_kernel(
         out[i, 10] = speed
         # ---- novelty (judged only with enough history) ----
         hist = n >= min_hist
-        out[i, 11] = 1.0 if hist and dev_h[i] != 0 and not _ring_seen(rec, S.U_DEV, S.N_DEV, dev_h[i]) else 0.0
-        out[i, 12] = 1.0 if hist and mer_h[i] != 0 and not _ring_seen(rec, S.U_MER, S.N_MER, mer_h[i]) else 0.0
-        out[i, 13] = 1.0 if hist and cat_h[i] != 0 and not _ring_seen(rec, S.U_CAT, S.N_CAT, cat_h[i]) else 0.0
-        out[i, 14] = 1.0 if hist and cty_h[i] != 0 and not _ring_seen(rec, S.U_CTY, S.N_CTY, cty_h[i]) else 0.0
+        out[i, 11] = (
+            1.0
+            if hist and dev_h[i] != 0 and not _ring_seen(rec, S.U_DEV, S.N_DEV, dev_h[i])
+            else 0.0
+        )
+        out[i, 12] = (
+            1.0
+            if hist and mer_h[i] != 0 and not _ring_seen(rec, S.U_MER, S.N_MER, mer_h[i])
+            else 0.0
+        )
+        out[i, 13] = (
+            1.0
+            if hist and cat_h[i] != 0 and not _ring_seen(rec, S.U_CAT, S.N_CAT, cat_h[i])
+            else 0.0
+        )
+        out[i, 14] = (
+            1.0
+            if hist and cty_h[i] != 0 and not _ring_seen(rec, S.U_CTY, S.N_CTY, cty_h[i])
+            else 0.0
+        )
         # ---- hour of day against the user's usual hours ----
         h = hour[i]
         if hist:
@@ -154,8 +170,10 @@ def run_kernel(
         # ---- state update, at most once per event ----
         if not apply:
             continue
-        newer = (n == 0) or (t > rec[S.U_LAST_TS]) or (
-            t == rec[S.U_LAST_TS] and tiebreak[i] > rec[S.U_LAST_TB]
+        newer = (
+            (n == 0)
+            or (t > rec[S.U_LAST_TS])
+            or (t == rec[S.U_LAST_TS] and tiebreak[i] > rec[S.U_LAST_TB])
         )
         if not newer:
             continue

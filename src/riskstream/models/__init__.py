@@ -10,4 +10,10 @@ from riskstream.models.bundle import FEATURE_SETS, ModelBundle
 from riskstream.models.calibration import QuantileCalibrator
 from riskstream.models.iforest import IsolationForestDetector
 
-__all__ = ["FEATURE_SETS", "Detector", "IsolationForestDetector", "ModelBundle", "QuantileCalibrator"]
+__all__ = [
+    "FEATURE_SETS",
+    "Detector",
+    "IsolationForestDetector",
+    "ModelBundle",
+    "QuantileCalibrator",
+]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from riskstream.features.spec import F, FEATURES, FeatureSpec
+from riskstream.features.spec import FEATURES, F, FeatureSpec
 from riskstream.models.base import Detector
 from riskstream.models.calibration import QuantileCalibrator
 from riskstream.models.iforest import IsolationForestDetector

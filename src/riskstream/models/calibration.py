@@ -6,7 +6,7 @@ piecewise-linear empirical CDF on quantiles that are dense in the upper tail, wh
 thresholds live.
 
 >>> cal = QuantileCalibrator.fit(np.arange(1000.0))
->>> [round(float(v), 3) for v in cal.transform(np.array([-5.0, 500.0, 990.0, 5000.0]))]
+>>> [round(float(v), 3) for v in cal.transform(np.array([-5.0, 499.5, 989.01, 5000.0]))]
 [0.0, 0.5, 0.99, 1.0]
 """
 

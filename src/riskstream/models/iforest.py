@@ -132,19 +132,31 @@ class IsolationForestDetector(Detector):
         X32 = np.ascontiguousarray(X, dtype=np.float32)
         a = self._arrays
         return _score(
-            X32, a["feature"], a["threshold"], a["child"], a["leaf_depth"], a["roots"], a["heights"],
+            X32,
+            a["feature"],
+            a["threshold"],
+            a["child"],
+            a["leaf_depth"],
+            a["roots"],
+            a["heights"],
             self._norm,
         )
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {
-            "kind": self.kind, "names": list(self.names), "norm": self._norm,
-            "n_estimators": self.n_estimators, "max_samples": self.max_samples, "seed": self.seed,
+            "kind": self.kind,
+            "names": list(self.names),
+            "norm": self._norm,
+            "n_estimators": self.n_estimators,
+            "max_samples": self.max_samples,
+            "seed": self.seed,
         }
         return meta, dict(self._arrays)
 
     @classmethod
-    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> IsolationForestDetector:
+    def from_arrays(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> IsolationForestDetector:
         det = cls(int(meta["n_estimators"]), int(meta["max_samples"]), int(meta["seed"]))
         det.names = tuple(meta["names"])
         det._norm = float(meta["norm"])

@@ -15,15 +15,29 @@ class ResultsStore(ABC):
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None: ...
 
     @abstractmethod
-    def transactions(self, *, user_id: str | None = None, decision: str | None = None,
-                     since: float | None = None, until: float | None = None,
-                     limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
+    def transactions(
+        self,
+        *,
+        user_id: str | None = None,
+        decision: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def alerts(self, *, user_id: str | None = None, decision: str | None = None,
-               status: str | None = None, since: float | None = None,
-               until: float | None = None, limit: int = 50,
-               offset: int = 0) -> list[dict[str, Any]]: ...
+    def alerts(
+        self,
+        *,
+        user_id: str | None = None,
+        decision: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]: ...
 
     @abstractmethod
     def dead_letters(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...

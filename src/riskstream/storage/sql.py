@@ -178,19 +178,38 @@ class SQLResultsStore(ResultsStore):
             stmt = stmt.where(table.c.timestamp < until)
         return stmt
 
-    def transactions(self, *, user_id=None, decision=None, since=None, until=None,  # type: ignore[no-untyped-def]
-                     limit=50, offset=0):
+    def transactions(
+        self,
+        *,
+        user_id=None,
+        decision=None,
+        since=None,
+        until=None,  # type: ignore[no-untyped-def]
+        limit=50,
+        offset=0,
+    ):
         stmt = self._filtered(scored, select(scored), user_id, decision, since, until)
         stmt = stmt.order_by(scored.c.timestamp.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def alerts(self, *, user_id=None, decision=None, status=None, since=None,  # type: ignore[no-untyped-def]
-               until=None, limit=50, offset=0):
+    def alerts(
+        self,
+        *,
+        user_id=None,
+        decision=None,
+        status=None,
+        since=None,  # type: ignore[no-untyped-def]
+        until=None,
+        limit=50,
+        offset=0,
+    ):
         stmt = self._filtered(alerts, select(alerts), user_id, decision, since, until)
         if status is not None:
             stmt = stmt.where(alerts.c.status == status)
-        stmt = stmt.order_by(alerts.c.timestamp.desc(), alerts.c.id.desc()).limit(limit).offset(offset)
+        stmt = (
+            stmt.order_by(alerts.c.timestamp.desc(), alerts.c.id.desc()).limit(limit).offset(offset)
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 

@@ -39,7 +39,11 @@ class InProcessQueue(Source):
         while n < max_records:
             remaining = deadline - time.monotonic()
             try:
-                frame = self._q.get(timeout=max(remaining, 0.0)) if remaining > 0 else self._q.get_nowait()
+                frame = (
+                    self._q.get(timeout=max(remaining, 0.0))
+                    if remaining > 0
+                    else self._q.get_nowait()
+                )
             except queue.Empty:
                 break
             parts.append(frame)
@@ -79,8 +83,9 @@ class ListSink(Sink):
 class SimulatorFeeder(threading.Thread):
     """Background thread: simulator micro-batches -> an :class:`InProcessQueue`."""
 
-    def __init__(self, batches: Iterator[pd.DataFrame], target: InProcessQueue,
-                 rate: float | None = None) -> None:
+    def __init__(
+        self, batches: Iterator[pd.DataFrame], target: InProcessQueue, rate: float | None = None
+    ) -> None:
         super().__init__(name="simulator", daemon=True)
         self._batches = batches
         self._target = target
