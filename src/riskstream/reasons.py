@@ -10,7 +10,7 @@ value was in training. All of it is vectorised over the batch.
 >>> from riskstream.features.spec import FEATURES
 >>> row = np.zeros((1, len(FEATURES))); row[0, FEATURES.index("speed_kmh")] = 2500.0
 >>> row[0, FEATURES.index("distance_km")] = 800.0; row[0, FEATURES.index("user_history")] = 3.0
->>> ref = np.zeros((len(FEATURES), 6))
+>>> ref = np.zeros((len(FEATURES), 6)); ref[FEATURES.index("log_amount")] = 6.0  # ~400
 >>> [r["code"] for r in explain(row, ref)[0]]
 ['IMPOSSIBLE_TRAVEL']
 """

@@ -3,7 +3,7 @@
 Contract
 --------
 * ``Transaction`` validates one record (API body, one stream message). Errors name the field
-  and the rule, e.g. ``amount: must be > 0``.
+  and the rule, e.g. ``amount: Input should be greater than 0``.
 * ``validate_frame`` applies *the same rules*, vectorised, to a whole column batch (files,
   micro-batches). It returns the valid rows, normalised, plus one :class:`RecordError` per
   invalid row. A shared test asserts both paths accept and reject the same records.
@@ -260,7 +260,7 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
     >>> ok, bad = validate_frame(pd.DataFrame({"transaction_id": ["a", "b"],
     ...     "timestamp": [1.7e9, 1.7e9], "user_id": ["u", "u"], "amount": [5.0, -1.0]}))
     >>> len(ok), bad[0].reason
-    (1, 'amount: must be > 0')
+    (1, 'amount: Input should be greater than 0')
     """
     n = len(frame)
     frame = frame.reset_index(drop=True)
