@@ -90,6 +90,40 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class Filters:
+    """Shared query parameters of the list endpoints: filters and paging, validated."""
+
+    def __init__(
+        self,
+        user_id: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> None:
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise HTTPException(
+                422,
+                detail=[
+                    {"loc": ["query", "limit"], "msg": f"limit must be 1..{MAX_PAGE}, offset >= 0"}
+                ],
+            )
+        self.user_id, self.decision = user_id, decision
+        self.since, self.until = _time_param(since, "since"), _time_param(until, "until")
+        self.limit, self.offset = limit, offset
+
+    def query(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "decision": self.decision,
+            "since": self.since,
+            "until": self.until,
+            "limit": self.limit,
+            "offset": self.offset,
+        }
+
+
 def require_key(request: Request) -> None:
     """With ``RISKSTREAM_API_KEY`` set, data endpoints need a matching ``X-API-Key``."""
     key = request.app.state.runtime.settings.api_key
@@ -180,58 +214,17 @@ def create_app(runtime: Runtime) -> FastAPI:
         m.latency.observe(scored.elapsed_ms / 1000.0)
         return result
 
-    def paging(limit: int, offset: int) -> None:
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise HTTPException(
-                422,
-                detail=[
-                    {"loc": ["query", "limit"], "msg": f"limit must be 1..{MAX_PAGE}, offset >= 0"}
-                ],
-            )
-
     @app.get("/transactions")
-    def transactions(
-        _: Auth,
-        user_id: str | None = None,
-        decision: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        paging(limit, offset)
-        rows = runtime.results.transactions(
-            user_id=user_id,
-            decision=decision,
-            since=_time_param(since, "since"),
-            until=_time_param(until, "until"),
-            limit=limit,
-            offset=offset,
-        )
-        return {"items": [_clean(r) for r in rows], "limit": limit, "offset": offset}
+    def transactions(_: Auth, q: Annotated[Filters, Depends()]) -> dict[str, Any]:
+        rows = runtime.results.transactions(**q.query())
+        return {"items": [_clean(r) for r in rows], "limit": q.limit, "offset": q.offset}
 
     @app.get("/alerts")
     def alerts(
-        _: Auth,
-        user_id: str | None = None,
-        decision: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
+        _: Auth, q: Annotated[Filters, Depends()], status: str | None = None
     ) -> dict[str, Any]:
-        paging(limit, offset)
-        rows = runtime.results.alerts(
-            user_id=user_id,
-            decision=decision,
-            status=status,
-            since=_time_param(since, "since"),
-            until=_time_param(until, "until"),
-            limit=limit,
-            offset=offset,
-        )
-        return {"items": [_clean(r) for r in rows], "limit": limit, "offset": offset}
+        rows = runtime.results.alerts(status=status, **q.query())
+        return {"items": [_clean(r) for r in rows], "limit": q.limit, "offset": q.offset}
 
     @app.get("/users/{user_id}")
     def user(user_id: str, _: Auth, recent: int = 20) -> dict[str, Any]:

@@ -38,6 +38,12 @@ def _ring_seen(rec: np.ndarray, start: int, size: int, h: float) -> bool:
 
 
 @njit(cache=True, inline="always")
+def _novel(rec: np.ndarray, start: int, size: int, h: float, hist: bool) -> float:
+    """1.0 for a present value not among the user's recent ones (only past the cold start)."""
+    return 1.0 if hist and h != 0.0 and not _ring_seen(rec, start, size, h) else 0.0
+
+
+@njit(cache=True, inline="always")
 def _ring_add(rec: np.ndarray, start: int, size: int, pos_slot: int, h: float) -> None:
     if h == 0.0 or _ring_seen(rec, start, size, h):
         return
@@ -120,26 +126,10 @@ def run_kernel(
         out[i, 10] = speed
         # ---- novelty (judged only with enough history) ----
         hist = n >= min_hist
-        out[i, 11] = (
-            1.0
-            if hist and dev_h[i] != 0 and not _ring_seen(rec, S.U_DEV, S.N_DEV, dev_h[i])
-            else 0.0
-        )
-        out[i, 12] = (
-            1.0
-            if hist and mer_h[i] != 0 and not _ring_seen(rec, S.U_MER, S.N_MER, mer_h[i])
-            else 0.0
-        )
-        out[i, 13] = (
-            1.0
-            if hist and cat_h[i] != 0 and not _ring_seen(rec, S.U_CAT, S.N_CAT, cat_h[i])
-            else 0.0
-        )
-        out[i, 14] = (
-            1.0
-            if hist and cty_h[i] != 0 and not _ring_seen(rec, S.U_CTY, S.N_CTY, cty_h[i])
-            else 0.0
-        )
+        out[i, 11] = _novel(rec, S.U_DEV, S.N_DEV, dev_h[i], hist)
+        out[i, 12] = _novel(rec, S.U_MER, S.N_MER, mer_h[i], hist)
+        out[i, 13] = _novel(rec, S.U_CAT, S.N_CAT, cat_h[i], hist)
+        out[i, 14] = _novel(rec, S.U_CTY, S.N_CTY, cty_h[i], hist)
         # ---- hour of day against the user's usual hours ----
         h = hour[i]
         if hist:
