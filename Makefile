@@ -25,8 +25,9 @@ dev: $(DEVSTAMP)
 run: $(STAMP)
 	$(VENV)/bin/riskstream run
 
-## Install dev extras, check what the tests need, run the whole suite.
+## Install dev extras, check what the tests need (Chromium, Redis, PostgreSQL), run everything.
 test: $(DEVSTAMP)
+	bash scripts/test-prereqs.sh
 	$(PY) -m pytest
 
 lint: $(DEVSTAMP)
