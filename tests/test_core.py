@@ -19,7 +19,7 @@ from riskstream.reasons import MAX_REASONS
 StreamFactory = Callable[..., pd.DataFrame]  # the make_stream fixture (tests/conftest.py)
 
 RESULT_KEYS = {"transaction_id", "anomaly_score", "is_anomalous", "decision", "confidence",
-               "reasons", "features", "model_version", "processing_time_ms"}
+               "reasons", "features", "model_version", "processing_time_ms", "detectors"}
 
 
 def state_bytes(store: InMemoryStateStore) -> dict[str, bytes]:
@@ -158,6 +158,8 @@ def test_result_view(trained_bundle: ModelBundle, batch: pd.DataFrame) -> None:
         assert res["is_anomalous"] is (res["decision"] != "allow")
         assert 0.0 <= res["confidence"] <= 1.0
         assert list(res["features"]) == list(FEATURES)
+        assert set(res["detectors"]) == set(trained_bundle.member_names)
+        assert all(0.0 <= v <= 1.0 for v in res["detectors"].values())
         assert res["features"]["log_amount"] == pytest.approx(
             math.log1p(batch["amount"].iloc[i]), abs=1e-6)
         assert res["model_version"] == trained_bundle.version

@@ -113,6 +113,10 @@ def train(
     features: Annotated[
         str, typer.Option(help="Feature set: default | amount | comma list")
     ] = "default",
+    detectors: Annotated[
+        str | None,
+        typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
+    ] = None,
     trees: int = 100,
     max_samples: int = 2048,
     seed: int = 0,
@@ -121,7 +125,7 @@ def train(
     """Fit the detector by replaying a file in time order (never reads labels)."""
     from riskstream import replay
     from riskstream.io import read_transactions
-    from riskstream.models.bundle import FEATURE_SETS
+    from riskstream.models.bundle import FEATURE_SETS, parse_detectors
     from riskstream.models.iforest import IsolationForestDetector
 
     _log()
@@ -134,7 +138,8 @@ def train(
         until=_time(until),
         since=_time(since),
         model_features=model_features,
-        detector=IsolationForestDetector(trees, max_samples, seed),
+        detector=None if detectors else IsolationForestDetector(trees, max_samples, seed),
+        detectors=parse_detectors(detectors) if detectors else None,
     )
     bundle.info["source"] = str(input)
     out = model_out or _settings(home=home).resolved_model_path()

@@ -59,8 +59,10 @@ class ScoredBatch:
     decisions: np.ndarray  # int8 codes into DECISIONS
     confidence: np.ndarray
     strength: np.ndarray  # reason evidence (n, len(RULES))
+    contributions: np.ndarray  # (n, members) each detector's calibrated score
     update: StateUpdate
     model_version: str
+    detectors: tuple[str, ...]
     reference: np.ndarray
     started: float  # perf_counter when scoring began
     elapsed_ms: float
@@ -76,6 +78,13 @@ class ScoredBatch:
         idx = np.arange(len(self)) if rows is None else np.asarray(rows)
         return explain(self.features[idx], self.reference, self.strength[idx])
 
+    def detector_scores(self, i: int) -> dict[str, float]:
+        """Each detector's calibrated score for row ``i`` (its contribution), by name."""
+        return {
+            name: round(float(v), 6)
+            for name, v in zip(self.detectors, self.contributions[i], strict=True)
+        }
+
     def result(self, i: int) -> dict[str, Any]:
         """The API/record view of one scored transaction."""
         return {
@@ -85,6 +94,7 @@ class ScoredBatch:
             "decision": DECISIONS[int(self.decisions[i])],
             "confidence": round(float(self.confidence[i]), 4),
             "reasons": self.reasons(np.array([i]))[0],
+            "detectors": self.detector_scores(i),
             "features": {
                 n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)
             },
@@ -109,8 +119,7 @@ class ScoringCore:
         started = time.perf_counter()
         fb = self.engine.compute(batch, self.state, apply=apply)
         bundle = self.bundle
-        raw = bundle.raw_scores(fb.features)
-        scores = bundle.calibrator.transform(raw)
+        raw, scores, contributions = bundle.score_all(fb.features)
         decisions = self.thresholds.decide(scores)
         strength = evidence(fb.features, bundle.reference)
         elapsed = (time.perf_counter() - started) * 1000.0
@@ -122,8 +131,10 @@ class ScoringCore:
             decisions,
             self.thresholds.confidence(scores),
             strength,
+            contributions,
             fb.update,
             bundle.version,
+            bundle.member_names,
             bundle.reference,
             started,
             elapsed,

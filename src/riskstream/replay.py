@@ -16,8 +16,8 @@ import pandas as pd
 
 from riskstream.core import DECISIONS, ScoringCore, Thresholds
 from riskstream.features import FEATURES, FeatureEngine, FeatureSpec, InMemoryStateStore
+from riskstream.models.base import Detector
 from riskstream.models.bundle import DEFAULT_MODEL_FEATURES, ModelBundle
-from riskstream.models.iforest import IsolationForestDetector
 from riskstream.reasons import CODES
 from riskstream.schema import RecordError, validate_frame
 
@@ -60,8 +60,9 @@ def train(
     until: float | None = None,
     since: float | None = None,
     model_features: tuple[str, ...] = DEFAULT_MODEL_FEATURES,
-    detector: IsolationForestDetector | None = None,
+    detector: Detector | None = None,
     progress: Callable[[int], None] | None = None,
+    detectors: list[tuple[Detector, float]] | None = None,
 ) -> ModelBundle:
     """Fit on rows with ``since <= timestamp < until``; earlier rows only warm the state."""
     valid, _, errors = prepare(frame)
@@ -82,7 +83,7 @@ def train(
         "features": list(model_features),
     }
     log.info("training on %d of %d rows", mask.sum(), len(frame))
-    return ModelBundle.train(X[mask], spec, model_features, detector, info)
+    return ModelBundle.train(X[mask], spec, model_features, detector, info, detectors)
 
 
 def score(

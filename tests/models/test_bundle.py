@@ -109,7 +109,7 @@ def test_file_is_pickle_free(bundle: ModelBundle, tmp_path: Path) -> None:
     with np.load(path, allow_pickle=False) as data:
         assert all(data[k].dtype != object for k in data.files)
         meta = json.loads(data["meta"].tobytes().decode())
-    assert meta["format"] == 1
+    assert meta["format"] == 2
     assert meta["version"] == bundle.version
 
 

@@ -10,12 +10,14 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from riskstream.models import Detector, IsolationForestDetector
+from riskstream.models.autoencoder import AutoencoderDetector
 from riskstream.models.bundle import DETECTORS as REGISTERED
 from riskstream.models.iforest import average_path_length
 
 #: name -> factory of an unfitted detector (small, so the suite stays fast).
 DETECTORS: dict[str, Callable[[], Detector]] = {
     "isolation_forest": lambda: IsolationForestDetector(n_estimators=60, max_samples=256, seed=7),
+    "autoencoder": lambda: AutoencoderDetector(epochs=8, seed=7),
 }
 NAMES = ("a", "b", "c", "d")
 

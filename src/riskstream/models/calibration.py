@@ -3,7 +3,8 @@
 A calibrated score ``p`` means "more anomalous than a share ``p`` of training traffic", so a
 threshold of 0.99 alerts on about 1 % of traffic like the training period. The mapping is a
 piecewise-linear empirical CDF on quantiles that are dense in the upper tail, where the
-thresholds live.
+thresholds live. Past the densest tail level (1 in 100,000) an exponential tail keeps
+scores strictly ordered instead of tying them at 1.0.
 
 >>> cal = QuantileCalibrator.fit(np.arange(1000.0))
 >>> [round(float(v), 3) for v in cal.transform(np.array([-5.0, 499.5, 989.01, 5000.0]))]
@@ -38,10 +39,35 @@ class QuantileCalibrator:
         q = np.quantile(np.asarray(scores, dtype=np.float64), LEVELS)
         return cls(np.maximum.accumulate(q))
 
-    def transform(self, scores: np.ndarray) -> np.ndarray:
+    def surprisal(self, scores: np.ndarray) -> np.ndarray:
+        """``-ln(1 - p)``: unbounded, so scores past the training tail stay ordered.
+
+        Below the last tail quantile it follows the empirical CDF; beyond it an exponential
+        tail fitted on the levels 0.999 .. 0.99999 carries on (so two scores above every
+        training score do not tie at p = 1, which would blur the ranking where alerts live).
+        """
         q, lv = self.quantiles, self.levels
-        # Ties in the quantiles (a flat region) would make interp pick the lowest level; take
-        # the highest level reached by each distinct value so "above all training" -> 1.0.
-        uq, last = np.unique(q[::-1], return_index=True)
-        ul = lv[::-1][last]
-        return np.clip(np.interp(scores, uq, ul, left=0.0, right=1.0), 0.0, 1.0)
+        body = lv < 1.0
+        # Ties in the quantiles (a flat region): take the highest level reached by each value.
+        uq, last = np.unique(q[body][::-1], return_index=True)
+        ul = lv[body][::-1][last]
+        scores = np.asarray(scores, dtype=np.float64)
+        p = np.interp(scores, uq, ul, left=0.0, right=ul[-1])
+        out = -np.log1p(-p)
+        q_b, s_b = uq[-1], -np.log1p(-ul[-1])
+        anchor = np.searchsorted(ul, _TAIL_FROM)
+        q_a = uq[min(anchor, len(uq) - 1)]
+        s_a = -np.log1p(-ul[min(anchor, len(uq) - 1)])
+        width = q_b - q_a if q_b > q_a else max(abs(q_b), 1.0) * 1e-9
+        slope = max(s_b - s_a, 1.0) / width
+        beyond = scores > q_b
+        out[beyond] = s_b + slope * (scores[beyond] - q_b)
+        return out
+
+    def transform(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated score ``p`` in [0, 1]: the share of training scores below."""
+        return np.clip(-np.expm1(-self.surprisal(scores)), 0.0, 1.0)
+
+
+#: The exponential tail is fitted from this level up to the last dense level (0.99999).
+_TAIL_FROM = 0.999
