@@ -8,12 +8,16 @@ REDIS_URL="${RISKSTREAM_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 PG_HOST="${RISKSTREAM_TEST_PG_HOST:-127.0.0.1}"
 PG_PORT="${RISKSTREAM_TEST_PG_PORT:-5432}"
 
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages: chromium (browser tests) and prometheus (a real scrape of /metrics).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Debian chromium for the browser tests..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    echo "installing Debian packages for the tests: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   else
-    echo "ERROR: /usr/bin/chromium is missing. Install it: sudo apt-get install chromium" >&2
+    echo "ERROR: missing ${missing[*]}. Install: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi

@@ -183,3 +183,50 @@ def training_features(make_stream: StreamFactory) -> np.ndarray:
 def trained_bundle(training_features: np.ndarray) -> ModelBundle:
     """A small default model bundle trained on ``training_features`` (treat as read-only)."""
     return ModelBundle.train(training_features, FeatureSpec(), info={"source": "tests"})
+
+
+@pytest.fixture(scope="session")
+def make_scored() -> Callable[..., tuple[dict[str, Any], dict[str, Any] | None]]:
+    """``make_scored(i, **overrides)``: one results-store row and, unless its decision is
+    ``allow``, its alert row — shaped like ``pipeline.result_rows`` output, for writing with
+    ``ResultsStore.write([row], [alert])``. Transaction ``tx-<i>``, event time ``T0 + 60 i``,
+    scored now; overrides apply to both rows (unknown keys to the scored row only)."""
+    import time
+
+    from riskstream.features.spec import FEATURES
+
+    def factory(i: int, **overrides: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        row: dict[str, Any] = {
+            "transaction_id": f"tx-{i}",
+            "timestamp": T0 + 60.0 * i,
+            "user_id": "user-1",
+            "amount": 42.0,
+            "currency": "EUR",
+            "merchant_id": "m-1",
+            "merchant_category": "grocery",
+            "city": "Paris",
+            "country": "FR",
+            "lat": 48.85,
+            "lon": 2.35,
+            "device_id": "dev-1",
+            "channel": "pos",
+            "score": 0.5,
+            "decision": "allow",
+            "reasons": [],
+            "features": dict.fromkeys(FEATURES, 0.0),
+            "model_version": "test-model",
+            "latency_ms": 0.05,
+            "scored_at": time.time(),
+        }
+        row.update(overrides)
+        if row["decision"] == "allow":
+            return row, None
+        alert = {
+            k: row[k]
+            for k in ("transaction_id", "timestamp", "user_id", "amount", "score", "decision",
+                      "reasons", "model_version")
+        }
+        alert.update(status="open", created_at=row["scored_at"])
+        return row, alert
+
+    return factory

@@ -43,8 +43,12 @@ def test_offline_round_trip(tmp_path: Path) -> None:
     frame.to_csv(data, index=False)
 
     model = tmp_path / "model.npz"
-    out = invoke("train", "-i", str(data), "--until", "2024-01-05", "--model-out", str(model))
+    home = str(tmp_path / "home")
+    out = invoke("train", "-i", str(data), "--until", "2024-01-05", "--model-out", str(model),
+                 "--home", home)
     assert "trained on" in out and model.exists()
+    # Registered as challenger with time-ordered validation metrics (labels only used there).
+    assert "registered version 1 as @challenger" in out and "val_average_precision=" in out
 
     scored_path = tmp_path / "scored.csv"
     invoke("score", "-i", str(data), "-o", str(scored_path), "--model", str(model))

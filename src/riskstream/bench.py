@@ -18,7 +18,11 @@ import numpy as np
 
 
 def run_core_bench(
-    rows: int = 1_000_000, batch_size: int = 10_000, users: int = 20_000, seed: int = 1
+    rows: int = 1_000_000,
+    batch_size: int = 10_000,
+    users: int = 20_000,
+    seed: int = 1,
+    detectors: str | None = None,
 ) -> dict[str, Any]:
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -38,7 +42,10 @@ def run_core_bench(
     frame = frame.iloc[: 2 * rows]
     half = len(frame) // 2
     valid, _, _ = replay.prepare(frame)
-    bundle = replay.train(valid.iloc[:half])
+    from riskstream.models.bundle import parse_detectors
+
+    bundle = replay.train(valid.iloc[:half],
+                          detectors=parse_detectors(detectors) if detectors else None)
     core = ScoringCore(bundle, InMemoryStateStore())
     warm = core.score(valid.iloc[:half])  # warms state and JIT, not timed
     core.commit(warm)
@@ -53,7 +60,8 @@ def run_core_bench(
     elapsed = time.perf_counter() - t0
     lat = np.array(latencies)
     return {
-        "benchmark": "core (features + Isolation Forest + calibration + reasons), in-process",
+        "benchmark": "core (features + detectors + calibration + reasons), in-process",
+        "detectors": ",".join(f"{m.name}:{m.weight:g}" for m in bundle.members),
         "transactions": len(test),
         "batch_size": batch_size,
         "users": users,

@@ -66,6 +66,8 @@ class ScoredBatch:
     reference: np.ndarray
     started: float  # perf_counter when scoring began
     elapsed_ms: float
+    shadow_scores: np.ndarray | None = None  # the challenger's calibrated scores, if any
+    shadow_version: str | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -113,15 +115,22 @@ class ScoringCore:
         self.state = state
         self.thresholds = thresholds or Thresholds()
         self.engine = FeatureEngine(bundle.spec)
+        #: A challenger scored in shadow on the same features; its scores are stored, never
+        #: acted on.
+        self.shadow: ModelBundle | None = None
 
     def score(self, batch: pd.DataFrame, apply: bool = True) -> ScoredBatch:
         """Score a validated batch. ``apply=False``: a dry run that will never change state."""
         started = time.perf_counter()
         fb = self.engine.compute(batch, self.state, apply=apply)
         bundle = self.bundle
-        raw, scores, contributions = bundle.score_all(fb.features)
+        raw, scores, contributions = bundle.score_all(fb.features, fb.sequences)
         decisions = self.thresholds.decide(scores)
         strength = evidence(fb.features, bundle.reference)
+        shadow = self.shadow
+        shadow_scores = (
+            shadow.score_all(fb.features, fb.sequences)[1] if shadow is not None else None
+        )
         elapsed = (time.perf_counter() - started) * 1000.0
         return ScoredBatch(
             batch,
@@ -138,14 +147,36 @@ class ScoringCore:
             bundle.reference,
             started,
             elapsed,
+            shadow_scores,
+            None if shadow is None else shadow.version,
         )
 
     def commit(self, scored: ScoredBatch) -> None:
-        """Persist the batch's state change; call only once its results are durable."""
+        """Persist the batch's state change; call only once its results are durable.
+
+        Online detectors learn here too, from the events that were allowed (anomalies are
+        kept out of their training), so a batch retried after a failed write is learned once.
+        """
         scored.update.save(self.state)
+        if scored.model_version == self.bundle.version and scored.update.user_keys:
+            self.bundle.learn_online(scored.features, scored.decisions == 0)
 
     def swap(self, bundle: ModelBundle) -> None:
-        """Serve a new model from the next batch on (features must be compatible)."""
-        if bundle.spec != self.bundle.spec:
-            raise ValueError("new model was trained with different feature parameters")
+        """Serve a new model from the next batch on (features must be compatible).
+
+        Call between batches (the pipeline holds its lock around a batch), so no batch is
+        scored by two models.
+        """
+        self._check_spec(bundle)
         self.bundle = bundle
+
+    def set_shadow(self, bundle: ModelBundle | None) -> None:
+        if bundle is not None:
+            self._check_spec(bundle)
+        self.shadow = bundle
+
+    def _check_spec(self, bundle: ModelBundle) -> None:
+        # Features are shared by champion and challenger and computed once, from one state:
+        # a model trained on other feature parameters cannot be served on them.
+        if bundle.spec != self.bundle.spec:
+            raise ValueError("model was trained with different feature parameters")

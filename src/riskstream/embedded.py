@@ -34,6 +34,8 @@ def build_embedded(settings: Settings) -> tuple[Runtime, Pipeline, SimulatorFeed
     feeder = SimulatorFeeder(stream(sim, rate=None, batch_size=100), queue, rate=settings.sim_rate)
     pipeline = Pipeline(runtime.core, queue, runtime.results, runtime.metrics, lock=runtime.lock)
     runtime.pipeline = pipeline
+    runtime.refresh_models(force=True)  # pick up a challenger to shadow from the start
+    pipeline.between_batches.append(runtime.refresh_models)
     config = uvicorn.Config(
         create_app(runtime),
         host=settings.host,
@@ -43,6 +45,14 @@ def build_embedded(settings: Settings) -> tuple[Runtime, Pipeline, SimulatorFeed
     )
     server = uvicorn.Server(config)
     return runtime, pipeline, feeder, server
+
+
+def _users(runtime: Runtime) -> str:
+    """User count for the status line; "?" while a shared state store (Redis) is down."""
+    try:
+        return f"{runtime.core.state.count('user'):,}"
+    except Exception:
+        return "?"
 
 
 def run_embedded(settings: Settings) -> None:
@@ -63,10 +73,12 @@ def run_embedded(settings: Settings) -> None:
     feeder.start()
     worker.start()
     log.info(
-        "riskstream serving on http://%s:%d (model %s)",
+        "riskstream serving on http://%s:%d (model %s); dashboard: http://%s:%d/dashboard",
         settings.host,
         settings.port,
         runtime.core.bundle.version,
+        settings.host,
+        settings.port,
     )
     last_snapshot = time.monotonic()
     last_count, last_t = 0.0, time.monotonic()
@@ -82,7 +94,7 @@ def run_embedded(settings: Settings) -> None:
                 f"processed {int(done):,} | {rate:,.0f} tx/s | "
                 f"review {int(m.anomalies.labels('review')._value.get()):,} | "
                 f"block {int(m.anomalies.labels('block')._value.get()):,} | "
-                f"users {runtime.core.state.count('user'):,} | "
+                f"users {_users(runtime)} | "
                 f"{'ok' if all(v == 'ok' for v in pipeline.health.values()) else 'DEGRADED'}"
             )
             if tty:

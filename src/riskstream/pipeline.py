@@ -6,6 +6,12 @@ replays the batch: the results store ignores rows it has, and the state's replay
 events it has applied. Bad records never stop the loop: each becomes a dead letter with the
 field and rule that failed. Failures of a store or sink go to the retry policy, which backs
 off and retries the same batch; nothing is committed meanwhile.
+
+Optional sinks (the Kafka worker uses them; docs/streaming.md): ``results_sink`` gets every
+stored result row and ``dead_letter_sink`` every dead letter with its original message and
+transport metadata. Both are acknowledged before the source position is committed, so they
+are at-least-once: a replayed batch may publish a record again (consumers dedupe by
+``transaction_id``, or by source partition/offset for dead letters).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import orjson
 import pandas as pd
 
 from riskstream.core import DECISIONS, ScoredBatch, ScoringCore
+from riskstream.features.spec import FEATURES
 from riskstream.metrics import Metrics
 from riskstream.schema import CANONICAL_COLUMNS, validate_frame
 from riskstream.storage.base import ResultsStore
@@ -54,28 +61,57 @@ class Stopped(Exception):
     """The pipeline was asked to stop while waiting to retry."""
 
 
-def decode(batch: Batch) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Raw batch -> (records frame, dead letters for undecodable messages)."""
+#: A too-large message keeps this much of itself in its dead letter's stored payload.
+_TOO_LARGE_KEEP = 8192
+
+
+def decode(
+    batch: Batch, max_message_bytes: int | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Raw batch -> (records frame, dead letters for undecodable messages).
+
+    Messages longer than ``max_message_bytes`` (if given) are dead-lettered unread.
+    """
+    frame, letters, _, _ = decode_indexed(batch, max_message_bytes)
+    return frame, letters
+
+
+def decode_indexed(
+    batch: Batch, max_message_bytes: int | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[int], np.ndarray]:
+    """:func:`decode`, plus the origin of each letter and of each frame row: the index of its
+    message in ``batch.messages`` (-1 for rows of ``batch.frame``)."""
     letters: list[dict[str, Any]] = []
+    letter_msgs: list[int] = []
     frames = [] if batch.frame is None else [batch.frame]
+    row_msgs = [] if batch.frame is None else [np.full(len(batch.frame), -1, dtype=np.int64)]
     if batch.messages:
-        records = []
-        for raw in batch.messages:
+        records, kept = [], []
+        for i, raw in enumerate(batch.messages):
+            if max_message_bytes is not None and len(raw) > max_message_bytes:
+                reason = f"too large: {len(raw)} bytes > {max_message_bytes}"
+                letters.append(_letter(batch, "message", reason, raw[:_TOO_LARGE_KEEP]))
+                letter_msgs.append(i)
+                continue
             try:
                 value = orjson.loads(raw)
                 if not isinstance(value, dict):
                     raise ValueError("message must be a JSON object")
                 records.append(value)
+                kept.append(i)
             except (orjson.JSONDecodeError, ValueError) as exc:
                 letters.append(_letter(batch, "message", f"invalid JSON: {exc}", raw))
+                letter_msgs.append(i)
         if records:
             frames.append(pd.DataFrame.from_records(records))
+            row_msgs.append(np.asarray(kept, dtype=np.int64))
     frame = (
         pd.concat(frames, ignore_index=True)
         if len(frames) > 1
         else (frames[0] if frames else pd.DataFrame(columns=list(CANONICAL_COLUMNS)))
     )
-    return frame, letters
+    rows = np.concatenate(row_msgs) if row_msgs else np.empty(0, dtype=np.int64)
+    return frame, letters, letter_msgs, rows
 
 
 def _letter(
@@ -107,13 +143,14 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
     for i, r in zip(flagged, reasons_flagged, strict=True):
         reasons[i] = r
     feats = np.round(scored.features, 5)
-    from riskstream.features.spec import FEATURES
 
     cols = {c: f[c].tolist() for c in CANONICAL_COLUMNS}
     lat = [None if v != v else v for v in cols["lat"]]
     lon = [None if v != v else v for v in cols["lon"]]
     decisions = [DECISIONS[d] for d in scored.decisions.tolist()]
     scores = scored.scores.tolist()
+    members = np.round(scored.contributions, 6).tolist()
+    shadow = [None] * n if scored.shadow_scores is None else scored.shadow_scores.tolist()
     rows = [
         {
             "transaction_id": cols["transaction_id"][i],
@@ -136,6 +173,9 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
             "model_version": scored.model_version,
             "latency_ms": per_tx_ms,
             "scored_at": now,
+            "detector_scores": dict(zip(scored.detectors, members[i], strict=True)),
+            "shadow_score": shadow[i],
+            "shadow_version": scored.shadow_version,
         }
         for i in range(n)
     ]
@@ -167,25 +207,36 @@ class Pipeline:
         sink: Sink | None = None,
         policy: ErrorPolicy | None = None,
         lock: threading.Lock | None = None,
+        *,
+        results_sink: Sink | None = None,
+        dead_letter_sink: Sink | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.core = core
         self.source = source
         self.results = results
         self.metrics = metrics
         self.sink = sink
+        #: Gets every stored result row (Kafka: ``transactions.scored`` and ``alerts``).
+        self.results_sink = results_sink
+        #: Gets every dead letter plus ``raw`` (original bytes) and ``meta`` (its origin).
+        self.dead_letter_sink = dead_letter_sink
+        self.max_message_bytes = max_message_bytes
         self.policy = policy or ErrorPolicy()
         #: Shared with the API: /predict and the loop must not interleave state updates.
         self.lock = lock or threading.Lock()
         self.stop_event = threading.Event()
-        self.health: dict[str, str] = {"results": "ok", "sink": "ok"}
+        self.health: dict[str, str] = {"state": "ok", "results": "ok", "sink": "ok"}
         self.last_batch_at = 0.0
+        #: Called between batches, never during one (e.g. model hot-swap).
+        self.between_batches: list[Callable[[], None]] = []
 
     def _retry(self, component: str, action: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
             try:
                 out = action()
-                if self.health.get(component) != "ok":
+                if self.health.get(component, "ok") != "ok":
                     log.info("%s recovered", component)
                 self.health[component] = "ok"
                 self.metrics.up.labels(component).set(1)
@@ -203,7 +254,7 @@ class Pipeline:
     def process(self, batch: Batch) -> ScoredBatch | None:
         """One micro-batch, end to end. Returns the scored batch (None if nothing valid)."""
         started = time.perf_counter()
-        frame, letters = decode(batch)
+        frame, letters, origins, row_origins = decode_indexed(batch, self.max_message_bytes)
         valid, errors = validate_frame(frame)
         if errors:
             raw = frame.iloc[[e.index for e in errors]].to_dict("records")
@@ -211,24 +262,47 @@ class Pipeline:
                 _letter(batch, e.field, e.reason, r, e.transaction_id)
                 for e, r in zip(errors, raw, strict=True)
             ]
+            origins += [int(row_origins[e.index]) for e in errors]
         if letters:
-            self._retry("results", lambda: self.results.write_dead_letters(letters))
-            for letter in letters:
-                self.metrics.dead_letters.labels(letter["field"]).inc()
-                self.policy.on_dead_letter(letter)
+            self._dead_letters(batch, letters, origins)
         scored = None
         if len(valid):
             with self.lock:
-                scored = self.core.score(valid)
+                # Scoring reads user state (a Redis round trip when state is shared): an outage
+                # there is retried like the results store's, and nothing is committed meanwhile.
+                scored = self._retry("state", lambda: self.core.score(valid))
                 rows, alerts = result_rows(scored)
                 self._retry("results", lambda: self.results.write(rows, alerts))
+                if self.results_sink is not None:
+                    self._retry("sink", lambda: self.results_sink.publish(rows))  # type: ignore[union-attr]
                 if self.sink is not None and alerts:
                     self._retry("sink", lambda: self.sink.publish(alerts))  # type: ignore[union-attr]
-                self.core.commit(scored)
+                self._retry("state", lambda: self.core.commit(scored))
             self._observe(scored, time.perf_counter() - started)
-        self.source.commit(batch)
+        self._retry("source", lambda: self.source.commit(batch))
         self.last_batch_at = time.time()
         return scored
+
+    def _dead_letters(
+        self, batch: Batch, letters: list[dict[str, Any]], origins: list[int]
+    ) -> None:
+        """Store dead letters; publish them with their original message (``origins[k]`` indexes
+        ``batch.messages``, -1 for frame rows) to the dead-letter sink; count them."""
+        self._retry("results", lambda: self.results.write_dead_letters(letters))
+        if self.dead_letter_sink is not None:
+            n_meta = len(batch.meta)
+            records = [
+                {
+                    **letter,
+                    "raw": batch.messages[i] if i >= 0 else None,
+                    "meta": batch.meta[i] if 0 <= i < n_meta else None,
+                }
+                for letter, i in zip(letters, origins, strict=True)
+            ]
+            self._retry("dead_letters", lambda: self.dead_letter_sink.publish(records))  # type: ignore[union-attr]
+        for letter in letters:
+            self.metrics.dead_letters.labels(letter["field"]).inc()
+            self.policy.on_dead_letter(letter)
 
     def _observe(self, scored: ScoredBatch, seconds: float) -> None:
         m = self.metrics
@@ -242,7 +316,10 @@ class Pipeline:
         late = int(len(scored) - scored.update.applied.sum())
         if late:
             m.late.inc(late)
-        m.users.set(self.core.state.count("user"))
+        try:
+            m.users.set(self.core.state.count("user"))
+        except Exception as exc:  # a gauge is not worth failing a durable batch for
+            log.debug("state_users not updated: %s", exc)
 
     def run(
         self,
@@ -252,6 +329,8 @@ class Pipeline:
     ) -> None:
         """Loop until :meth:`stop`; the batch in hand is always finished first."""
         while not self.stop_event.is_set():
+            for hook in self.between_batches:
+                hook()
             batch = self.source.poll(max_records, timeout_s)
             if batch is None or not len(batch):
                 continue

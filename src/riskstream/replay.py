@@ -16,6 +16,7 @@ import pandas as pd
 
 from riskstream.core import DECISIONS, ScoringCore, Thresholds
 from riskstream.features import FEATURES, FeatureEngine, FeatureSpec, InMemoryStateStore
+from riskstream.features.spec import SEQUENCE
 from riskstream.models.base import Detector
 from riskstream.models.bundle import DEFAULT_MODEL_FEATURES, ModelBundle
 from riskstream.reasons import CODES
@@ -41,18 +42,22 @@ def replay_features(
     valid: pd.DataFrame,
     spec: FeatureSpec | None = None,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Features of every (sorted, valid) row, computed online in order."""
+    sequences: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (and, if asked, sequence windows) of every (sorted, valid) row, in order."""
     engine = FeatureEngine(spec)
     store = InMemoryStateStore()
     out = np.empty((len(valid), len(FEATURES)))
+    seq = np.empty((len(valid), len(SEQUENCE))) if sequences else None
     for start in range(0, len(valid), CHUNK):
         fb = engine.compute(valid.iloc[start : start + CHUNK], store)
         fb.update.save(store)
         out[start : start + CHUNK] = fb.features
+        if seq is not None:
+            seq[start : start + CHUNK] = fb.sequences
         if progress:
             progress(min(start + CHUNK, len(valid)))
-    return out
+    return out, seq
 
 
 def train(
@@ -67,7 +72,8 @@ def train(
     """Fit on rows with ``since <= timestamp < until``; earlier rows only warm the state."""
     valid, _, errors = prepare(frame)
     spec = FeatureSpec()
-    X = replay_features(valid, spec, progress)
+    wants_seq = any(d.inputs == "sequence" for d, _ in (detectors or []))
+    X, seqs = replay_features(valid, spec, progress, sequences=wants_seq)
     ts = valid["timestamp"].to_numpy()
     mask = np.ones(len(valid), dtype=bool)
     if until is not None:
@@ -83,7 +89,15 @@ def train(
         "features": list(model_features),
     }
     log.info("training on %d of %d rows", mask.sum(), len(frame))
-    return ModelBundle.train(X[mask], spec, model_features, detector, info, detectors)
+    return ModelBundle.train(
+        X[mask],
+        spec,
+        model_features,
+        detector,
+        info,
+        detectors,
+        None if seqs is None else seqs[mask],
+    )
 
 
 def score(
@@ -104,6 +118,7 @@ def score(
     decision = np.full(n, "invalid", dtype=object)
     reasons = np.full(n, "", dtype=object)
     codes = np.array(CODES, dtype=object)
+    members = np.full((n, len(bundle.members)), np.nan)
     for start in range(0, len(valid), CHUNK):
         scored = core.score(valid.iloc[start : start + CHUNK])
         core.commit(scored)
@@ -112,6 +127,7 @@ def score(
         raw[pos] = scored.raw
         decision[pos] = np.array(DECISIONS, dtype=object)[scored.decisions]
         reasons[pos] = reason_codes(scored.strength, codes)
+        members[pos] = scored.contributions
         if progress:
             progress(min(start + CHUNK, len(valid)))
     for e in errors:
@@ -128,6 +144,9 @@ def score(
             "model_version": bundle.version,
         }
     )
+    if len(bundle.members) > 1:  # each member's calibrated score, for per-detector evaluation
+        for k, name in enumerate(bundle.member_names):
+            out[f"score_{name}"] = members[:, k]
     for col in ("timestamp", "user_id", "amount", "label", "scenario"):
         if col in frame.columns:
             out[col] = frame[col].to_numpy()

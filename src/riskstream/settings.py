@@ -28,9 +28,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     #: Results database (SQLAlchemy URL). Default: SQLite file under ``home``.
     db_url: str | None = None
-    #: Per-user state backend: ``memory://`` (snapshotted under ``home``).
+    #: Per-user state backend: ``memory://`` (snapshotted under ``home``) or
+    #: ``redis://[:password@]host:port/db`` (shared by workers and the API; docs/stores.md).
     state_url: str = "memory://"
-    #: Model bundle to serve. Default: ``home/models/current.npz``.
+    #: Where the served model comes from: ``models:/NAME@ALIAS`` (MLflow registry; the
+    #: default ``models:/riskstream-detector@champion``, hot-swapped when the alias moves) or
+    #: a bundle file path.
+    model_uri: str = "models:/riskstream-detector@champion"
+    #: How often servers poll the registry for alias moves (seconds).
+    registry_poll_s: float = Field(10.0, gt=0)
+    #: Bundle file written by ``train`` (and served when ``model_uri`` is a path).
     model_path: Path | None = None
     review_threshold: float = Field(0.99, gt=0, le=1)
     block_threshold: float = Field(0.999, gt=0, le=1)
@@ -47,6 +54,61 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # -- production stores (issue 4; docs/stores.md) ------------------------------------------
+    #: Redis state: key prefix (deployments or tests sharing one Redis keep apart by prefix).
+    state_prefix: str = Field("rs:", min_length=1)
+    #: Redis state: a user's (or merchant's) record expires this long after its last update,
+    #: in seconds; 0 keeps records forever. 90 days keeps monthly payers' profiles.
+    state_ttl_s: int = Field(90 * 86400, ge=0)
+    #: Bring the results schema to the current Alembic revision when a process opens it.
+    #: Turn off to migrate only with ``riskstream db migrate`` (e.g. in a release step).
+    db_auto_migrate: bool = True
+    # -- Kafka streaming (issue 3; docs/streaming.md) ------------------------------------------
+    #: Bootstrap servers (``host:port,...``) of any Kafka-protocol cluster. ``riskstream worker``
+    #: and ``produce`` need it (or ``--bootstrap``); ``run --kafka`` sets it.
+    kafka_bootstrap: str | None = None
+    #: Topic names. Input is keyed by ``user_id``; ``""`` for ``scored`` disables that topic.
+    kafka_topic_transactions: str = "transactions"
+    kafka_topic_scored: str = "transactions.scored"
+    kafka_topic_alerts: str = "alerts"
+    kafka_topic_dlq: str = "transactions.dlq"
+    #: Missing topics are created at start-up with the admin client (off: they must exist).
+    kafka_create_topics: bool = True
+    #: Partitions of created topics: the most workers that can share the input (12 leaves room
+    #: to scale out; a partition count can grow later but then keys move between partitions).
+    kafka_partitions: int = Field(12, ge=1, le=10_000)
+    #: Replication factor of created topics: 1 for a single dev broker, 3 in production.
+    kafka_replication: int = Field(1, ge=1, le=16)
+    #: Consumer group shared by all scorer workers (they split the partitions).
+    kafka_group_id: str = Field("riskstream-scorers", min_length=1)
+    #: librdkafka properties passed through verbatim, as a JSON object, e.g. SASL/TLS:
+    #: ``{"security.protocol":"SASL_SSL","sasl.mechanism":"SCRAM-SHA-512",
+    #: "sasl.username":"...","sasl.password":"...","ssl.ca.location":"/etc/ca.pem"}``.
+    #: Secret-typed so passwords never show in logs or reprs.
+    kafka_config: dict[str, SecretStr] = Field(default_factory=dict)
+    #: Consumer micro-batch: up to this many messages, or what arrived within the timeout.
+    #: Large batches amortise the per-batch costs (database transaction, producer flush);
+    #: under load they fill long before the timeout, which only bounds the wait (and so the
+    #: latency) when traffic is light.
+    kafka_batch_size: int = Field(5000, ge=1, le=100_000)
+    kafka_batch_timeout_ms: int = Field(20, ge=1, le=60_000)
+    #: Messages larger than this are dead-lettered unread (librdkafka's default producer limit).
+    kafka_max_message_bytes: int = Field(1_000_000, ge=1024)
+    #: Dead-letter records carry the original bytes up to this size (then truncated, with the
+    #: original size in a header): 900 kB stays under Kafka's default 1 MB message limit.
+    kafka_dlq_max_payload_bytes: int = Field(900_000, ge=1024)
+    #: Group session timeout: a dead worker's partitions move after this long. Kafka's own
+    #: default is 45 s; 10 s moves them sooner at the cost of more heartbeats.
+    kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
+    #: A worker blocked this long (e.g. retrying a results-store outage) leaves the group so
+    #: its partitions can move; it rejoins when it recovers.
+    kafka_max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    #: Producer: give up on a publish after this long (the batch is then retried, not lost).
+    kafka_delivery_timeout_ms: int = Field(30_000, ge=1000)
+    #: In-memory state only: per-partition state snapshots (and the offset commit that goes
+    #: with them) every this many seconds, and on revocation and shutdown. A crash replays
+    #: at most this much input; replays change neither results nor state.
+    kafka_checkpoint_every_s: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _safe(self) -> Settings:

@@ -46,16 +46,24 @@ class StateUpdate:
     applied: np.ndarray  # per event (input order): its update was applied (not a replay)
 
     def save(self, store: StateStore) -> None:
-        if self.user_keys:
-            store.save("user", self.user_keys, self.user_rows)
-        if self.merchant_keys:
-            store.save("merchant", self.merchant_keys, self.merchant_rows)
+        """Save users and merchants as one unit (atomic where the backend can be)."""
+        updates = [
+            (ns, keys, rows)
+            for ns, keys, rows in (
+                ("user", self.user_keys, self.user_rows),
+                ("merchant", self.merchant_keys, self.merchant_rows),
+            )
+            if keys
+        ]
+        if updates:
+            store.save_many(updates)
 
 
 @dataclass
 class FeatureBatch:
     features: np.ndarray  # (n, len(FEATURES)) in input order
     update: StateUpdate
+    sequences: np.ndarray | None = None  # (n, len(SEQUENCE)): each user's recent steps
 
 
 class FeatureEngine:
@@ -92,6 +100,7 @@ class FeatureEngine:
         merchants = store.load("merchant", mer_keys_l)
         hour = ((ts // 3600.0) % 24).astype(np.int64)
         out = np.empty((n, len(S.FEATURES)))
+        seq = np.empty((n, len(S.SEQUENCE)))
         applied = np.zeros(n, dtype=np.bool_)
         run_kernel(
             col(ts),
@@ -112,11 +121,13 @@ class FeatureEngine:
             apply,
             out,
             applied,
+            seq,
         )
         if not sorted_:
             inv = np.empty(n, dtype=np.int64)
             inv[order] = np.arange(n)
             out = out[inv]
+            seq = seq[inv]
             applied = applied[inv]
         if not apply:
             user_keys_l, mer_keys_l = [], []
@@ -126,4 +137,6 @@ class FeatureEngine:
             keep = np.arange(len(mer_keys_l)) != mer_empty[0]
             merchants = merchants[keep]
             mer_keys_l = [k for k, ok in zip(mer_keys_l, keep, strict=True) if ok]
-        return FeatureBatch(out, StateUpdate(user_keys_l, users, mer_keys_l, merchants, applied))
+        return FeatureBatch(
+            out, StateUpdate(user_keys_l, users, mer_keys_l, merchants, applied), seq
+        )

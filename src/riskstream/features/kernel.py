@@ -72,6 +72,7 @@ def run_kernel(
     apply: bool,
     out: np.ndarray,
     applied: np.ndarray,
+    seq_out: np.ndarray,
 ) -> None:
     alpha, robust_after, clip_z = params[0], params[1], params[2]
     prior_mean, prior_var, prior_w, var_floor = params[3], params[4], params[5], params[6]
@@ -156,6 +157,26 @@ def run_kernel(
             out[i, 16] = 0.0
             out[i, 17] = 0.0
         out[i, 18] = math.log1p(n)
+        # ---- the user's recent sequence (prior steps, oldest first) and this step ----
+        written = int(rec[S.U_SEQ_N])
+        steps = min(written, S.SEQ_LEN)
+        for slot in range(S.SEQ_LEN):
+            back = S.SEQ_LEN - slot  # 8 .. 1 steps ago
+            base = slot * S.SEQ_DIM
+            if back <= steps:
+                src = S.U_SEQ + ((written - back) % S.SEQ_LEN) * S.SEQ_DIM
+                for d in range(S.SEQ_DIM):
+                    seq_out[i, base + d] = rec[src + d]
+            else:
+                for d in range(S.SEQ_DIM):
+                    seq_out[i, base + d] = 0.0
+        angle = 2.0 * math.pi * h / 24.0
+        now = S.SEQ_LEN * S.SEQ_DIM
+        seq_out[i, now] = la
+        seq_out[i, now + 1] = math.log1p(gap / 3600.0)
+        seq_out[i, now + 2] = math.sin(angle)
+        seq_out[i, now + 3] = math.cos(angle)
+        seq_out[i, now + 4] = steps
 
         # ---- state update, at most once per event ----
         if not apply:
@@ -193,6 +214,10 @@ def run_kernel(
         _ring_add(rec, S.U_MER, S.N_MER, S.U_RING_POS + 1, mer_h[i])
         _ring_add(rec, S.U_CAT, S.N_CAT, S.U_RING_POS + 2, cat_h[i])
         _ring_add(rec, S.U_CTY, S.N_CTY, S.U_RING_POS + 3, cty_h[i])
+        dst = S.U_SEQ + (written % S.SEQ_LEN) * S.SEQ_DIM
+        for d in range(S.SEQ_DIM):
+            rec[dst + d] = seq_out[i, now + d]
+        rec[S.U_SEQ_N] = written + 1.0
         rec[S.U_N] = n + 1.0
         rec[S.U_LAST_TS] = t
         rec[S.U_LAST_TB] = tiebreak[i]

@@ -34,7 +34,13 @@ N_CAT = 8
 U_CTY = U_CAT + N_CAT  # ring of recent countries
 N_CTY = 4
 U_RING_POS = U_CTY + N_CTY  # 4 ring write positions
-USER_WIDTH = U_RING_POS + 4
+# The user's last SEQ_LEN transactions, for the sequence model: a ring of SEQ_DIM-value steps
+# (log amount, log hours since the previous one, hour of day as sin/cos).
+SEQ_LEN = 8
+SEQ_DIM = 4
+U_SEQ = U_RING_POS + 4
+U_SEQ_N = U_SEQ + SEQ_LEN * SEQ_DIM  # steps written so far (ring position = count % SEQ_LEN)
+USER_WIDTH = U_SEQ_N + 1
 
 # --- per-merchant record layout ---------------------------------------------------------------
 M_N, M_LAST_TS, M_LAST_TB, M_MEAN, M_VAR, M_C24H, M_USERS24H = 0, 1, 2, 3, 4, 5, 6
@@ -62,6 +68,15 @@ FEATURES: tuple[str, ...] = (
     "user_history",  # log1p(events seen for the user): the model knows how much history it has
 )
 F = {name: i for i, name in enumerate(FEATURES)}
+
+SEQ_STEP: tuple[str, ...] = ("log_amount", "log_gap_hours", "hour_sin", "hour_cos")
+#: The sequence model's input per event: the previous SEQ_LEN steps (oldest first, zero rows
+#: where the user has fewer), then this event's step, then how many previous steps are real.
+SEQUENCE: tuple[str, ...] = (
+    *(f"prev{SEQ_LEN - t}_{d}" for t in range(SEQ_LEN) for d in SEQ_STEP),
+    *(f"now_{d}" for d in SEQ_STEP),
+    "history_steps",
+)
 
 
 @dataclass(frozen=True)
@@ -102,10 +117,22 @@ class FeatureParams:
     def as_array(self) -> np.ndarray:
         return np.array(
             [
-                self.alpha, self.robust_after, self.clip_z, self.prior_mean, self.prior_var,
-                self.prior_weight, self.var_floor, self.tau_1h, self.tau_24h, self.tau_7d,
-                self.hour_decay, self.hour_smoothing, self.min_history, self.min_travel_secs,
-                self.first_gap_secs, self.merchant_alpha,
+                self.alpha,
+                self.robust_after,
+                self.clip_z,
+                self.prior_mean,
+                self.prior_var,
+                self.prior_weight,
+                self.var_floor,
+                self.tau_1h,
+                self.tau_24h,
+                self.tau_7d,
+                self.hour_decay,
+                self.hour_smoothing,
+                self.min_history,
+                self.min_travel_secs,
+                self.first_gap_secs,
+                self.merchant_alpha,
             ],
             dtype=np.float64,
         )

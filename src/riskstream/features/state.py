@@ -51,12 +51,35 @@ class StateStore(ABC):
     @abstractmethod
     def count(self, namespace: str) -> int: ...
 
+    def save_many(self, updates: Sequence[tuple[str, Sequence[str], np.ndarray]]) -> None:
+        """Save several namespaces' rows (one batch's user *and* merchant change) as one unit.
+
+        Every shape is checked before anything is written. The default saves namespace by
+        namespace; backends shared between processes (Redis) apply the whole call atomically,
+        so a crash never leaves a batch's users saved and its merchants not.
+        """
+        for namespace, keys, rows in updates:
+            _check_shape(self, namespace, keys, rows)
+        for namespace, keys, rows in updates:
+            self.save(namespace, keys, rows)
+
+    def clear(self) -> None:
+        """Delete every record of every namespace (``riskstream profiles rebuild``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be cleared")
+
     def ping(self) -> bool:
         """True when the backend is reachable."""
         return True
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
+
+
+def _check_shape(store: StateStore, namespace: str, keys: Sequence[str], rows: np.ndarray) -> None:
+    """``ValueError`` unless ``rows`` is ``(len(keys), width)`` for a known namespace."""
+    width = store.widths[namespace]
+    if rows.shape != (len(keys), width):
+        raise ValueError(f"rows must have shape ({len(keys)}, {width}), got {rows.shape}")
 
 
 class InMemoryStateStore(StateStore):
@@ -96,8 +119,7 @@ class InMemoryStateStore(StateStore):
             return out
 
     def save(self, namespace: str, keys: Sequence[str], rows: np.ndarray) -> None:
-        if rows.shape != (len(keys), self.widths[namespace]):
-            raise ValueError(f"rows must have shape ({len(keys)}, {self.widths[namespace]})")
+        _check_shape(self, namespace, keys, rows)
         with self._lock:
             slots = self._slots(namespace, keys, create=True)
             self._data[namespace][slots] = rows
@@ -109,6 +131,12 @@ class InMemoryStateStore(StateStore):
 
     def count(self, namespace: str) -> int:
         return len(self._rows[namespace])
+
+    def clear(self) -> None:
+        with self._lock:
+            for ns in self.widths:
+                self._rows[ns] = {}
+                self._data[ns][:] = 0.0
 
     # -- persistence for the embedded run: state survives a restart ----------------------------
     def snapshot(self, path: str | Path) -> None:

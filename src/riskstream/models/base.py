@@ -17,6 +17,11 @@ import numpy as np
 
 class Detector(ABC):
     kind: ClassVar[str]
+    #: What the detector reads: "features" (the bundle's model features, transformed) or
+    #: "sequence" (the user's recent-steps window, ``features.spec.SEQUENCE``).
+    inputs: ClassVar[str] = "features"
+    #: Online detectors also implement ``learn(X, mask)`` and keep learning while serving.
+    online: ClassVar[bool] = False
     names: tuple[str, ...]
 
     @abstractmethod

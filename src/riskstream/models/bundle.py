@@ -18,19 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from riskstream.features.spec import FEATURES, F, FeatureSpec
+from riskstream.features.spec import FEATURES, SEQUENCE, F, FeatureSpec
 from riskstream.models.autoencoder import AutoencoderDetector
 from riskstream.models.base import Detector
 from riskstream.models.calibration import QuantileCalibrator
+from riskstream.models.hst import HalfSpaceTreesDetector
 from riskstream.models.iforest import IsolationForestDetector
+from riskstream.models.sequence import SequenceDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     IsolationForestDetector.kind: IsolationForestDetector,
     AutoencoderDetector.kind: AutoencoderDetector,
+    SequenceDetector.kind: SequenceDetector,
+    HalfSpaceTreesDetector.kind: HalfSpaceTreesDetector,
 }
 #: The seed design's ensemble weights (Isolation Forest 0.4, autoencoder 0.4, sequence 0.2),
 #: used by ``parse_detectors("seed")``.
-SEED_WEIGHTS: dict[str, float] = {"isolation_forest": 0.4, "autoencoder": 0.4}
+SEED_WEIGHTS: dict[str, float] = {"isolation_forest": 0.4, "autoencoder": 0.4, "sequence": 0.2}
 
 
 def parse_detectors(spec: str) -> list[tuple[Detector, float]]:
@@ -127,6 +131,7 @@ class ModelBundle:
         detector: Detector | None = None,
         info: dict[str, Any] | None = None,
         detectors: list[tuple[Detector, float]] | None = None,
+        sequences: np.ndarray | None = None,
     ) -> ModelBundle:
         """Fit on a full feature matrix (columns = ``FEATURES``) of the training period.
 
@@ -153,9 +158,16 @@ class ModelBundle:
         X = np.maximum(features[:, cols], floors)
         members = []
         for det, weight in detectors:
-            det.fit(X, tuple(model_features))
-            members.append(Member(det, QuantileCalibrator.fit(det.score(X)), float(weight)))
-        combined = _combine(members, X)
+            if det.inputs == "sequence":
+                if sequences is None:
+                    raise ValueError(f"{det.kind} needs the sequence window (sequences=...)")
+                det.fit(sequences, SEQUENCE)
+                raw = det.score(sequences)
+            else:
+                det.fit(X, tuple(model_features))
+                raw = det.score(X)
+            members.append(Member(det, QuantileCalibrator.fit(raw), float(weight)))
+        combined = _combine(members, X, sequences)
         reference = np.quantile(features, REFERENCE_LEVELS, axis=0).T
         bundle = cls(
             spec,
@@ -176,28 +188,45 @@ class ModelBundle:
         cols = [F[name] for name in self.model_features]
         return np.maximum(features[:, cols], self.floors)
 
-    def contributions(self, features: np.ndarray) -> np.ndarray:
+    def _member_surprisal(self, features: np.ndarray, sequences: np.ndarray | None) -> np.ndarray:
+        return _surprisals(self.members, self._inputs(features), sequences)
+
+    def contributions(
+        self, features: np.ndarray, sequences: np.ndarray | None = None
+    ) -> np.ndarray:
         """(n, members) calibrated score of each detector, in [0, 1]."""
-        X = self._inputs(features)
-        return np.column_stack([m.calibrator.transform(m.detector.score(X)) for m in self.members])
+        return -np.expm1(-self._member_surprisal(features, sequences))
 
-    def raw_scores(self, features: np.ndarray) -> np.ndarray:
+    def raw_scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
         """Weighted mean of the members' surprisals (before ensemble calibration)."""
-        return _combine(self.members, self._inputs(features))
+        return _combine(self.members, self._inputs(features), sequences)
 
-    def scores(self, features: np.ndarray) -> np.ndarray:
+    def scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
         """Calibrated anomaly scores in [0, 1]."""
-        return self.calibrator.transform(self.raw_scores(features))
+        return self.calibrator.transform(self.raw_scores(features, sequences))
 
-    def score_all(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_all(
+        self,
+        features: np.ndarray,
+        sequences: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw ensemble, calibrated ensemble, per-member calibrated) in one pass."""
-        X = self._inputs(features)
+        surprisal = self._member_surprisal(features, sequences)
         weights = np.array([m.weight for m in self.members])
-        surprisal = np.column_stack(
-            [m.calibrator.surprisal(m.detector.score(X)) for m in self.members]
-        )
         raw = surprisal @ weights / weights.sum()
         return raw, self.calibrator.transform(raw), -np.expm1(-surprisal)
+
+    def learn_online(self, features: np.ndarray, mask: np.ndarray) -> None:
+        """Online members learn the rows where ``mask`` (e.g. the allowed events) is true."""
+        online = [m.detector for m in self.members if m.detector.online]
+        if online and mask.any():
+            X = self._inputs(features)
+            for det in online:
+                det.learn(X, mask)  # type: ignore[attr-defined]
+
+    @property
+    def needs_sequences(self) -> bool:
+        return any(m.detector.inputs == "sequence" for m in self.members)
 
     # -- persistence -------------------------------------------------------------------------
     def _arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -276,12 +305,22 @@ class ModelBundle:
         )
 
 
-def _combine(members: list[Member], X: np.ndarray) -> np.ndarray:
+def _surprisals(members: list[Member], X: np.ndarray, sequences: np.ndarray | None) -> np.ndarray:
+    cols = []
+    for m in members:
+        if m.detector.inputs == "sequence":
+            if sequences is None:
+                raise ValueError(f"{m.name} needs the sequence window")
+            cols.append(m.calibrator.surprisal(m.detector.score(sequences)))
+        else:
+            cols.append(m.calibrator.surprisal(m.detector.score(X)))
+    return np.column_stack(cols)
+
+
+def _combine(
+    members: list[Member], X: np.ndarray, sequences: np.ndarray | None = None
+) -> np.ndarray:
     """Weighted mean of member surprisals -ln(1 - p): a detector that is very sure (p near 1)
     counts for a lot, unlike an average of p's, which saturates at the top."""
-    total = sum(m.weight for m in members)
-    out = np.zeros(len(X))
-    for m in members:
-        if m.weight:
-            out += m.weight * m.calibrator.surprisal(m.detector.score(X))
-    return out / total
+    weights = np.array([m.weight for m in members])
+    return _surprisals(members, X, sequences) @ weights / weights.sum()

@@ -16,6 +16,9 @@ class Batch:
     frame: pd.DataFrame | None = None
     messages: list[bytes] = field(default_factory=list)
     position: Any = None  # what commit() acknowledges
+    #: Per-message transport metadata aligned with ``messages`` (Kafka: partition, offset,
+    #: timestamp, key), or empty. Dead letters carry it so they can point at their origin.
+    meta: list[Any] = field(default_factory=list)
     source: str = ""
     received_at: float = 0.0
 

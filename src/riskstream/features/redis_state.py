@@ -1,0 +1,313 @@
+"""Redis state store: per-user and per-merchant records shared by workers and the API.
+
+Satisfies the :class:`~riskstream.features.state.StateStore` contract, plus:
+
+* **Bulk I/O.** ``load`` is one ``MGET`` per namespace and batch; ``save``/``save_many`` is one
+  Lua script call per batch (``EVALSHA``) — never a round trip per event or per key.
+* **Atomic per batch.** The script applies a batch's user *and* merchant rows together: Redis
+  runs a script to completion with no other command in between, so a crash or a lost
+  connection leaves either the whole batch's state or none of it.
+* **Replay guard.** Every record carries the position of the last event applied to it (users:
+  ``(U_LAST_TS, U_LAST_TB)``; merchants: ``(M_LAST_TS, M_N)``, which only grows). The script
+  writes a row only if its position is not older than the stored one, so a stale writer (a
+  batch retried after a newer one was saved, a worker that lost its partition) cannot rewind
+  a profile; re-saving the same batch is harmless. Together with the kernel's own guard this
+  means a replayed batch counts nothing twice.
+* **Expiry.** With ``ttl_s > 0`` every record written (or re-confirmed) gets that TTL, so users
+  inactive for ``ttl_s`` seconds disappear and their memory is returned.
+* **Bounded memory.** A record is ``width`` float64 values packed little-endian
+  (``rows.tobytes()``): ``8 * USER_WIDTH`` bytes per user (856 at 107 slots) and 56 per
+  merchant, whatever the history length. With the key, Redis overheads and the expiry index
+  entry a user costs about ``8 * USER_WIDTH + 340`` bytes (~1.2 KB; measured in
+  ``docs/stores.md``).
+
+Key layout (``prefix`` defaults to ``rs:``)::
+
+    {prefix}user:{user_id}       STRING  packed float64 record, TTL = ttl_s
+    {prefix}merchant:{id}        STRING  packed float64 record, TTL = ttl_s
+    {prefix}idx:user             ZSET    member user_id, score = expiry time (ms); ``count``
+    {prefix}idx:merchant         ZSET    same for merchants
+    {prefix}meta                 STRING  record layout (JSON); a mismatch refuses to start
+
+The expiry index is what makes ``count`` exact and O(log n) without scanning the keyspace;
+expired members are pruned by each save. All keys of one store share the prefix, so
+:meth:`clear` (and test clean-up) deletes by prefix. Not Redis-Cluster aware: the script
+touches many keys, so one store needs one Redis (or one hash slot).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from riskstream.features import spec as S
+from riskstream.features.state import DEFAULT_WIDTHS, StateStore, _check_shape
+
+#: Replay-guard slots per namespace: (primary, secondary) compared lexicographically. A user's
+#: (last timestamp, tiebreak) strictly grows with each applied event; a merchant's tiebreak may
+#: go down (events of different users share a timestamp), its event count never does.
+DEFAULT_GUARDS: dict[str, tuple[int, int]] = {
+    "user": (S.U_LAST_TS, S.U_LAST_TB),
+    "merchant": (S.M_LAST_TS, S.M_N),
+}
+
+#: Default time to live of a record: 90 days without activity. Long enough for monthly
+#: payers to keep their profile, short enough that churned cards do not pile up.
+DEFAULT_TTL_S = 90 * 86400
+
+#: Socket timeouts (seconds): a dead or blackholed Redis must surface as an error the
+#: pipeline's retry policy sees within a few seconds, not as a hang.
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 10.0
+
+# Save script. KEYS: per namespace, its expiry index then its record keys. ARGV: ttl_ms,
+# number of namespaces, then per namespace (n, guard slot a, guard slot b, key prefix length,
+# record size, rows packed as ONE string). One string per namespace rather than one argument
+# per row halves what the client has to encode and the server to parse.
+# ZADD/MGET arguments per call: Lua's ``unpack`` is limited by the C stack (LUAI_MAXCSTACK =
+# 8000 slots), so they go 1000 members at a time.
+_SAVE_LUA = """
+local call = redis.call
+local sub = string.sub
+local unpack_d = struct.unpack
+local ttl_arg = ARGV[1]
+local ttl = tonumber(ttl_arg)
+local ngroups = tonumber(ARGV[2])
+local t = call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = '+inf'
+if ttl > 0 then deadline = string.format('%d', now_ms + ttl) end
+local k = 1
+local stale = 0
+for g = 0, ngroups - 1 do
+  local base = 3 + 6 * g
+  local n = tonumber(ARGV[base])
+  local ga = tonumber(ARGV[base + 1]) * 8 + 1
+  local gb = tonumber(ARGV[base + 2]) * 8 + 1
+  local plen = tonumber(ARGV[base + 3]) + 1
+  local size = tonumber(ARGV[base + 4])
+  local blob = ARGV[base + 5]
+  local index = KEYS[k]
+  k = k + 1
+  local z = {}
+  local nz = 0
+  local stop = 0
+  for i = 1, n do
+    local key = KEYS[k]
+    k = k + 1
+    local start = stop + 1
+    stop = stop + size
+    local val = sub(blob, start, stop)
+    local ok = true
+    local cur = call('GET', key)
+    if cur and #cur == size then
+      local ca = unpack_d('<d', cur, ga)
+      local na = unpack_d('<d', val, ga)
+      if na < ca or (na == ca and unpack_d('<d', val, gb) < unpack_d('<d', cur, gb)) then
+        ok = false
+      end
+    end
+    if ok then
+      if ttl > 0 then call('SET', key, val, 'PX', ttl_arg) else call('SET', key, val) end
+    else
+      stale = stale + 1
+      if ttl > 0 then call('PEXPIRE', key, ttl_arg) end
+    end
+    z[nz + 1] = deadline
+    z[nz + 2] = sub(key, plen)
+    nz = nz + 2
+    if nz >= 2000 then
+      call('ZADD', index, unpack(z, 1, nz))
+      nz = 0
+    end
+  end
+  if nz > 0 then call('ZADD', index, unpack(z, 1, nz)) end
+  if ttl > 0 then call('ZREMRANGEBYSCORE', index, '-inf', now_ms) end
+end
+return stale
+"""
+
+_COUNT_LUA = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf')
+"""
+
+
+def connect(url: str, **kwargs: Any) -> redis.Redis:
+    """A client for ``url`` with short timeouts and one quick reconnect attempt per command.
+
+    Longer outages are the caller's business (the pipeline's retry policy backs off and
+    reports the component as down); redis-py's own default would retry for tens of seconds.
+    """
+    options: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        "health_check_interval": 30,
+    }
+    options.update(kwargs)
+    return redis.Redis.from_url(url, **options)
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisStateStore(StateStore):
+    """Records in Redis (see module docstring for layout, atomicity, expiry and memory)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        widths: dict[str, int] | None = None,
+        *,
+        prefix: str = "rs:",
+        ttl_s: float = DEFAULT_TTL_S,
+        guards: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        self.client = client
+        self.widths = dict(widths or DEFAULT_WIDTHS)
+        self.prefix = prefix
+        #: 0 disables expiry.
+        self.ttl_ms = max(int(ttl_s * 1000), 0)
+        guards = {**DEFAULT_GUARDS, **(guards or {})}
+        self.guards = {ns: guards.get(ns, (0, 0)) for ns in self.widths}
+        for ns, (a, b) in self.guards.items():
+            if not (0 <= a < self.widths[ns] and 0 <= b < self.widths[ns]):
+                raise ValueError(f"guard slots {a, b} outside the {ns!r} record")
+        self._save = client.register_script(_SAVE_LUA)
+        self._count = client.register_script(_COUNT_LUA)
+        self._checked_layout = False
+        #: Rows a save refused because the stored record was newer (stale writers).
+        self.stale_rows = 0
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStateStore:
+        """``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``)."""
+        return cls(connect(url), **kwargs)
+
+    # -- keys ------------------------------------------------------------------------------------
+    def _key_prefix(self, namespace: str) -> str:
+        if namespace not in self.widths:
+            raise KeyError(f"unknown namespace {namespace!r}")
+        return f"{self.prefix}{namespace}:"
+
+    def _index(self, namespace: str) -> str:
+        return f"{self.prefix}idx:{namespace}"
+
+    def _ensure_layout(self) -> None:
+        """Record the layout once; refuse to mix records of different widths in one prefix."""
+        if self._checked_layout:
+            return
+        meta = json.dumps({"widths": self.widths, "dtype": "<f8"}, sort_keys=True)
+        key = f"{self.prefix}meta"
+        self.client.set(key, meta, nx=True)
+        stored = self.client.get(key)
+        if stored is not None and stored.decode() != meta:
+            raise ValueError(
+                f"Redis prefix {self.prefix!r} holds state with another layout ({stored!r}); "
+                "use another prefix or clear it and run `riskstream profiles rebuild`"
+            )
+        self._checked_layout = True
+
+    # -- contract --------------------------------------------------------------------------
+    def load(self, namespace: str, keys: Sequence[str]) -> np.ndarray:
+        width = self.widths[namespace]
+        if not len(keys):
+            return np.zeros((0, width))
+        self._ensure_layout()
+        kp = self._key_prefix(namespace)
+        # Plain MGET: measured faster than a Lua script returning one concatenated string
+        # (Lua 5.1's table.concat copies megabytes several times over).
+        values = self.client.mget([kp + k for k in keys])
+        size = 8 * width
+        zero = bytes(size)
+        if any(v is not None and len(v) != size for v in values):
+            raise ValueError(f"a stored {namespace!r} record is not {size} bytes: layout changed")
+        # A fresh bytearray: the array viewing it is writable and owned by the caller (a copy).
+        buf = bytearray().join(zero if v is None else v for v in values)
+        out = np.frombuffer(buf, dtype="<f8").reshape(len(keys), width)
+        return out if out.dtype == np.float64 else out.astype(np.float64)
+
+    def save(self, namespace: str, keys: Sequence[str], rows: np.ndarray) -> None:
+        self.save_many([(namespace, keys, rows)])
+
+    def save_many(self, updates: Sequence[tuple[str, Sequence[str], np.ndarray]]) -> None:
+        """One atomic script call for every namespace in ``updates`` (see module docstring)."""
+        for namespace, keys, rows in updates:
+            _check_shape(self, namespace, keys, rows)
+        updates = [u for u in updates if len(u[1])]
+        if not updates:
+            return
+        self._ensure_layout()
+        keys_arg: list[str] = []
+        args: list[Any] = [self.ttl_ms, len(updates)]
+        for namespace, keys, rows in updates:
+            kp = self._key_prefix(namespace)
+            guard_a, guard_b = self.guards[namespace]
+            keys_arg.append(self._index(namespace))
+            keys_arg.extend(kp + k for k in keys)
+            packed = np.ascontiguousarray(rows, dtype="<f8").tobytes()
+            args += [len(keys), guard_a, guard_b, len(kp.encode()), 8 * rows.shape[1], packed]
+        self.stale_rows += int(self._save(keys=keys_arg, args=args))
+
+    def get(self, namespace: str, key: str) -> np.ndarray | None:
+        value = self.client.get(self._key_prefix(namespace) + key)
+        if value is None:
+            return None
+        width = self.widths[namespace]
+        if len(value) != 8 * width:
+            raise ValueError(f"stored {namespace!r} record {key!r} is not {8 * width} bytes")
+        return np.frombuffer(value, dtype="<f8").astype(np.float64)
+
+    def count(self, namespace: str) -> int:
+        """Records that have not expired (exact; O(log n) on the expiry index)."""
+        self._key_prefix(namespace)
+        return int(self._count(keys=[self._index(namespace)]))
+
+    def clear(self) -> None:
+        """Delete every key under this store's prefix (records, indexes, layout)."""
+        pattern = _escape_glob(self.prefix) + "*"
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=pattern, count=10_000):
+            batch.append(key)
+            if len(batch) >= 10_000:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
+        self._checked_layout = False
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def memory_per_record(self, namespace: str, sample: int = 200) -> float:
+        """Mean ``MEMORY USAGE`` of up to ``sample`` records (bytes, excluding the index)."""
+        members = self.client.zrange(self._index(namespace), 0, sample - 1)
+        kp = self._key_prefix(namespace)
+        sizes = [self.client.memory_usage(kp + m.decode(), samples=0) for m in members]
+        sizes = [s for s in sizes if s]
+        return float(np.mean(sizes)) if sizes else 0.0
+
+    def wait_until_ready(self, timeout_s: float = 30.0) -> None:
+        """Block until Redis answers PING (start-up ordering in scripts and tests)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ping():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Redis not reachable within {timeout_s}s")
+            time.sleep(0.1)
