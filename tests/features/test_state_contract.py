@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,10 +14,30 @@ from riskstream.features import InMemoryStateStore, StateStore
 from riskstream.features import spec as S
 
 WIDTHS = {"user": S.USER_WIDTH, "merchant": S.MERCHANT_WIDTH}
+#: A real Redis (``make test`` checks it is up); tests write under their own key prefix.
+REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_store(widths: dict[str, int], _capacity: int, _tmp: Path) -> StateStore:
+    """A Redis store under a fresh ``rs-test-<uuid>:`` prefix (cleared by the fixture)."""
+    from riskstream.features.redis_state import RedisStateStore
+
+    store = RedisStateStore.from_url(REDIS_URL, widths=widths,
+                                     prefix=f"rs-test-{uuid.uuid4().hex}:")
+    if not store.ping():
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL}. Start one: redis-server --daemonize yes "
+            "--port 6379 --save '' --appendonly no (or docker compose -f "
+            "deploy/docker-compose.yml up -d redis); RISKSTREAM_TEST_REDIS_URL overrides.",
+            pytrace=False,
+        )
+    return store
+
 
 #: name -> factory(widths, initial_capacity, tmp_path). A new backend is one more entry.
 BACKENDS: dict[str, Callable[[dict[str, int], int, Path], StateStore]] = {
     "memory": lambda widths, capacity, _tmp: InMemoryStateStore(widths, initial_capacity=capacity),
+    "redis": redis_store,
 }
 
 
@@ -31,6 +53,7 @@ def make_store(request: pytest.FixtureRequest,
 
     yield factory
     for store in created:
+        store.clear()  # a shared backend (Redis) must not keep test keys
         store.close()
 
 
@@ -40,7 +63,11 @@ def state_store(make_store: Callable[..., StateStore]) -> StateStore:
 
 
 def rows_for(n: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, width))
+    """Random records whose replay-guard position (slot 1, the last event time in both
+    layouts) grows with ``seed``: a later seed is a later state, as in a real stream."""
+    rows = np.random.default_rng(seed).normal(size=(n, width))
+    rows[:, 1] = 1_700_000_000.0 + seed
+    return rows
 
 
 def test_widths(state_store: StateStore) -> None:
@@ -185,3 +212,26 @@ def test_in_memory_snapshot_of_empty_store(tmp_path: Path) -> None:
     InMemoryStateStore().snapshot(path)
     back = InMemoryStateStore.restore(path)
     assert (back.count("user"), back.count("merchant")) == (0, 0)
+
+
+def test_save_many_checks_every_shape_before_writing(state_store: StateStore) -> None:
+    users = rows_for(2, S.USER_WIDTH)
+    with pytest.raises(ValueError, match="shape"):
+        state_store.save_many([("user", ["a", "b"], users),
+                               ("merchant", ["m"], np.ones((1, S.USER_WIDTH)))])
+    assert state_store.count("user") == 0  # all or nothing
+    merchants = rows_for(1, S.MERCHANT_WIDTH, seed=1)
+    state_store.save_many([("user", ["a", "b"], users), ("merchant", ["m"], merchants)])
+    np.testing.assert_array_equal(state_store.load("user", ["a", "b"]), users)
+    np.testing.assert_array_equal(state_store.load("merchant", ["m"]), merchants)
+
+
+def test_clear_removes_every_record(state_store: StateStore) -> None:
+    state_store.save("user", ["a", "b"], rows_for(2, S.USER_WIDTH))
+    state_store.save("merchant", ["m"], rows_for(1, S.MERCHANT_WIDTH))
+    state_store.clear()
+    assert (state_store.count("user"), state_store.count("merchant")) == (0, 0)
+    assert state_store.get("user", "a") is None
+    assert not state_store.load("user", ["a", "b"]).any()
+    state_store.save("user", ["c"], rows_for(1, S.USER_WIDTH))  # usable afterwards
+    assert state_store.count("user") == 1

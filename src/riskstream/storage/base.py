@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from typing import Any
+
+#: Analyst verdict -> alert status once labelled (``open`` before any label).
+VERDICT_STATUS: dict[str, str] = {"fraud": "confirmed", "legitimate": "dismissed"}
+ALERT_STATUSES: tuple[str, ...] = ("open", "confirmed", "dismissed")
+#: Columns :meth:`ResultsStore.breakdown` may group by.
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "country",
+    "city",
+    "merchant_category",
+    "channel",
+    "decision",
+    "model_version",
+)
 
 
 class ResultsStore(ABC):
@@ -47,6 +61,77 @@ class ResultsStore(ABC):
 
     @abstractmethod
     def record_model(self, version: str, info: dict[str, Any]) -> None: ...
+
+    # -- analyst workflow and dashboard queries (issue 6) ------------------------------------
+    # Not abstract, so stores written before them keep working; SQLResultsStore implements
+    # them with SQL that runs on SQLite and PostgreSQL.
+    def get_alert(self, alert_id: int) -> dict[str, Any] | None:
+        """The alert row plus ``labels`` (oldest first) and ``transaction`` (its scored row,
+        features included, or None); None when there is no alert ``alert_id``."""
+        raise NotImplementedError
+
+    def label_alert(
+        self, alert_id: int, verdict: str, analyst: str | None = None, note: str | None = None
+    ) -> dict[str, Any] | None:
+        """Store an analyst's verdict on an alert; return :meth:`get_alert` (None: unknown id).
+
+        One transaction: a ``labels`` row (transaction_id, verdict, analyst, note, created_at)
+        is added and ``alerts.status`` becomes ``VERDICT_STATUS[verdict]``. Labels accumulate
+        (a correction is a new label); the latest one sets the status. ``ValueError`` for a
+        verdict not in ``VERDICT_STATUS``.
+        """
+        raise NotImplementedError
+
+    def alert_queue(
+        self,
+        *,
+        user_id: str | None = None,
+        decision: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        transaction_id: str | None = None,
+        min_score: float | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        sort: str = "time",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Alerts for review: filters as :meth:`alerts` plus ``reason`` (a reason code the
+        alert carries), ``transaction_id``, ``min_score``, and ``status="reviewed"`` (any
+        status but ``open``); ``sort`` by ``time`` (event time), ``score`` or ``amount``."""
+        raise NotImplementedError
+
+    def latest_transactions(
+        self, limit: int = 200, *, user_id: str | None = None, decision: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest scored transactions by event time, newest first, without ``features``
+        (display columns, ``reasons``, ``scored_at``): the live feed's query."""
+        raise NotImplementedError
+
+    def recent_activity(self, since: float, limit: int) -> dict[str, list[Any]]:
+        """Columns ``scored_at, decision, score, latency_ms, model_version`` (one list each,
+        same length) of the newest ``limit`` transactions (by event time) that were scored at
+        or after ``since`` (wall clock). Columnar: the dashboard reads tens of thousands."""
+        raise NotImplementedError
+
+    def breakdown(
+        self, column: str, since: float, limit: int, top: int = 10
+    ) -> list[dict[str, Any]]:
+        """``{key, count, amount, anomalies}`` grouped by ``column`` (one of
+        ``BREAKDOWN_COLUMNS``) over the :meth:`recent_activity` window; largest amount first,
+        at most ``top`` groups."""
+        raise NotImplementedError
+
+    def alert_reason_counts(self, since: float, limit: int) -> Counter[str]:
+        """How often each reason code appears on the newest ``limit`` alerts (by event time)
+        created at or after ``since``."""
+        raise NotImplementedError
+
+    def alert_status_counts(self) -> dict[str, int]:
+        """Alerts per status (``open``, ``confirmed``, ``dismissed``), zeros included."""
+        raise NotImplementedError
 
     def ping(self) -> bool:
         return True

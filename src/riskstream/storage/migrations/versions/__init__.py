@@ -1,0 +1,1 @@
+"""Alembic revision scripts (``revision = "NNNN"``, applied in ``down_revision`` order)."""

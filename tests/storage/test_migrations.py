@@ -1,0 +1,171 @@
+"""Alembic migrations on SQLite and PostgreSQL: empty -> head, 0001 with data -> head,
+adoption of pre-migration databases, concurrent start-up, and the ``riskstream db`` CLI."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from typer.testing import CliRunner
+
+from riskstream.cli import app
+from riskstream.storage import SQLResultsStore, migrate
+from riskstream.storage.sql import make_engine, metadata
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path,
+           make_pg_url: Callable[..., str]) -> str:
+    return f"sqlite:///{tmp_path / 'results.db'}" if request.param == "sqlite" else make_pg_url()
+
+
+def test_head_constant_is_the_script_head() -> None:
+    assert migrate.script_head() == migrate.HEAD
+
+
+def test_empty_database_to_head_matches_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert migrate.current_revision(engine) is None
+        assert migrate.upgrade(engine) == (None, migrate.HEAD)
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diffs == []  # the migrations build exactly the tables the store queries
+        if engine.dialect.name == "postgresql":  # revision 0003: ids compare as bytes
+            with engine.connect() as conn:
+                collations = dict(conn.execute(text(
+                    "SELECT table_name || '.' || column_name, collation_name "
+                    "FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND column_name IN ('transaction_id', 'user_id', 'decision')")).all())
+            assert set(collations.values()) == {"C"} and len(collations) == 8
+        assert migrate.upgrade(engine) == (migrate.HEAD, migrate.HEAD)  # idempotent
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_data_and_links_labels(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        assert "alert_id" not in {c["name"] for c in inspect(engine).get_columns("labels")}
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO scored_transactions (transaction_id, \"timestamp\", user_id, amount,"
+                " score, decision, reasons, scored_at) VALUES "
+                "('t1', 100.0, 'u1', 9.5, 0.995, 'review', '[]', 1.0),"
+                "('t2', 200.0, 'u1', 3.0, 0.1, 'allow', '[]', 1.0)"))
+            conn.execute(text(
+                "INSERT INTO alerts (transaction_id, \"timestamp\", user_id, amount, score,"
+                " decision, reasons, created_at) VALUES "
+                "('t1', 100.0, 'u1', 9.5, 0.995, 'review', '[]', 1.0)"))
+            conn.execute(text(
+                "INSERT INTO labels (transaction_id, verdict, created_at) VALUES "
+                "('t1', 'fraud', 2.0), ('t2', 'legitimate', 3.0)"))
+        assert migrate.upgrade(engine) == ("0001", migrate.HEAD)
+        with engine.connect() as conn:
+            alert_id = conn.execute(text("SELECT id FROM alerts")).scalar_one()
+            links = dict(conn.execute(text("SELECT transaction_id, alert_id FROM labels")).all())
+        assert links == {"t1": alert_id, "t2": None}
+        indexes = {i["name"] for i in inspect(engine).get_indexes("alerts")}
+        assert "ix_alerts_status_ts" in indexes
+    finally:
+        engine.dispose()
+    store = SQLResultsStore(db_url)  # the store works on the migrated database
+    try:
+        assert store.counts()["transactions"] == 2
+        assert [r["transaction_id"] for r in store.transactions(user_id="u1")] == ["t2", "t1"]
+        assert store.alerts()[0]["transaction_id"] == "t1"
+    finally:
+        store.close()
+
+
+def test_pre_migration_database_is_adopted(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        with engine.begin() as conn:  # what SQLResultsStore.create_all used to leave
+            conn.execute(text("DROP TABLE alembic_version"))
+            conn.execute(text(
+                "INSERT INTO labels (transaction_id, verdict, created_at) VALUES ('t', 'x', 1)"))
+        assert migrate.current_revision(engine) is None
+        assert migrate.upgrade(engine) == ("0001", migrate.HEAD)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_and_upgrade_again(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine)
+        migrate.downgrade(engine, "0001")
+        assert migrate.current_revision(engine) == "0001"
+        assert "alert_id" not in {c["name"] for c in inspect(engine).get_columns("labels")}
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.HEAD
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_start_up_migrates_once(make_pg_url: Callable[..., str]) -> None:
+    url = make_pg_url()
+    errors: list[BaseException] = []
+    stores: list[SQLResultsStore] = []
+
+    def open_store() -> None:
+        try:
+            stores.append(SQLResultsStore(url))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert errors == [] and len(stores) == 4
+        assert migrate.current_revision(stores[0].engine) == migrate.HEAD
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_db_cli(db_url: str) -> None:
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(app, [*args, "--db-url", db_url], input=input)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return result.output
+
+    assert "revision none" in run("db", "status")
+    assert f"empty -> {migrate.HEAD}" in run("db", "init")
+    assert "up to date" in run("db", "status")
+    assert f"{migrate.HEAD} -> {migrate.HEAD}" in run("db", "migrate")
+    store = SQLResultsStore(db_url)
+    store.write_dead_letters([{"received_at": 1.0, "reason": "r", "payload": "p"}])
+    store.close()
+
+    refused = runner.invoke(app, ["db", "reset", "--db-url", db_url], input="n\n")
+    assert refused.exit_code != 0 and "Delete ALL" in refused.output
+    store = SQLResultsStore(db_url)
+    assert store.counts()["dead_letters"] == 1  # nothing deleted without confirmation
+    store.close()
+
+    assert "reset" in run("db", "reset", "--yes")
+    store = SQLResultsStore(db_url)
+    try:
+        assert store.counts()["dead_letters"] == 0
+        assert migrate.current_revision(store.engine) == migrate.HEAD
+    finally:
+        store.close()
+    assert "reset" in run("db", "reset", input="y\n")

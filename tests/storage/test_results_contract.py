@@ -1,0 +1,240 @@
+"""The ResultsStore contract, run against every backend: SQLite and PostgreSQL (real server).
+
+Each test gets an empty database: a SQLite file, or a fresh PostgreSQL schema (conftest).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from riskstream.schema import CANONICAL_COLUMNS
+from riskstream.storage import SQLResultsStore
+from riskstream.storage.sql import MAX_PAYLOAD_CHARS
+
+T0 = 1_704_067_200.0
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, make_pg_url: Callable[..., str]
+) -> Iterator[Callable[[], SQLResultsStore]]:
+    made: list[SQLResultsStore] = []
+
+    def factory() -> SQLResultsStore:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'results-{len(made)}.db'}"
+        else:
+            url = make_pg_url()
+        store = SQLResultsStore(url)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[[], SQLResultsStore]) -> SQLResultsStore:
+    return make_store()
+
+
+def row(i: int, **over: Any) -> dict[str, Any]:
+    """A scored-transaction row as the pipeline writes it."""
+    decision = over.pop("decision", "allow")
+    rec: dict[str, Any] = {
+        "transaction_id": f"tx-{i:05d}",
+        "timestamp": T0 + 60.0 * i + 0.125,
+        "user_id": f"u{i % 3}",
+        "amount": 10.0 + i / 7,
+        "currency": "EUR",
+        "merchant_id": f"m{i % 5}",
+        "merchant_category": "grocery",
+        "city": "Paris",
+        "country": "FR",
+        "lat": 48.8566 + i * 1e-7,
+        "lon": 2.3522,
+        "device_id": "d1",
+        "channel": "pos",
+        "score": (i % 100) / 100 + 1 / 3,
+        "decision": decision,
+        "reasons": [] if decision == "allow" else [
+            {"code": "LARGE_AMOUNT", "feature": "log_amount", "value": 6.25, "text": "large"},
+        ],
+        "features": {"log_amount": math.log1p(10 + i), "amount_z": -0.5, "new_device": 0.0},
+        "model_version": "m-1",
+        "latency_ms": 0.01 * (i % 10 + 1),
+        "scored_at": T0 + 1e6,
+        "detector_scores": {"isolation_forest": 0.25 + i / 1000, "autoencoder": 0.5},
+        "shadow_score": None if i % 2 else 0.125 + i / 100,
+        "shadow_version": None if i % 2 else "m-2",
+    }
+    rec.update(over)
+    return rec
+
+
+def alert_of(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("transaction_id", "timestamp", "user_id", "amount", "score", "decision", "reasons",
+            "model_version")
+    return {**{k: r[k] for k in keys}, "status": "open", "created_at": r["scored_at"]}
+
+
+def write(store: SQLResultsStore, rows: list[dict[str, Any]]) -> int:
+    return store.write(rows, [alert_of(r) for r in rows if r["decision"] != "allow"])
+
+
+def test_write_round_trips_every_value(store: SQLResultsStore) -> None:
+    rows = [row(0), row(1, decision="review"),
+            row(2, city="Tab\there, new\nline, back\\slash, quote\" 'é' 東京", lat=None, lon=None,
+                merchant_id="", device_id="", channel="")]
+    assert write(store, rows) == 3
+    got = {r["transaction_id"]: r for r in store.transactions(limit=10)}
+    assert set(got) == {r["transaction_id"] for r in rows}
+    for r in rows:
+        assert got[r["transaction_id"]] == r  # floats exact, JSON equal, '' stays ''
+    assert got["tx-00002"]["lat"] is None and got["tx-00002"]["merchant_id"] == ""
+
+
+def test_write_is_idempotent_and_first_write_wins(store: SQLResultsStore) -> None:
+    rows = [row(i, decision="block" if i == 3 else "allow") for i in range(10)]
+    assert write(store, rows) == 10
+    # A replay is scored against state that already holds it: other scores and decisions.
+    # It must neither overwrite rows nor add alerts for them.
+    replay = [dict(r, score=0.0, decision="block") for r in rows]
+    assert write(store, replay) == 0
+    assert write(store, [*rows[:2], row(10), row(10, score=0.0)]) == 1  # dupes within a batch
+    assert store.counts()["transactions"] == 11
+    assert store.counts()["alerts"] == 1
+    got = {r["transaction_id"]: r["score"] for r in store.transactions(limit=50)}
+    assert got["tx-00003"] == rows[3]["score"]
+    assert got["tx-00010"] == row(10)["score"]
+
+
+def test_failed_batch_writes_nothing(store: SQLResultsStore) -> None:
+    good = [row(0), row(1, decision="review")]
+    bad = [*good, row(2, score=None)]  # violates NOT NULL at the end of the batch
+    with pytest.raises(Exception):  # noqa: B017 - the driver's integrity error
+        write(store, bad)
+    assert store.counts()["transactions"] == 0
+    assert store.counts()["alerts"] == 0
+    assert write(store, good) == 2  # and the store is usable afterwards
+
+
+def test_query_filters_order_and_paging(store: SQLResultsStore) -> None:
+    rows = [row(i, decision=("allow", "review", "block")[i % 3]) for i in range(30)]
+    write(store, rows)
+    newest_first = [r["transaction_id"] for r in store.transactions(limit=100)]
+    assert newest_first == [r["transaction_id"] for r in reversed(rows)]
+    page = store.transactions(limit=5, offset=5)
+    assert [r["transaction_id"] for r in page] == newest_first[5:10]
+    assert {r["user_id"] for r in store.transactions(user_id="u1", limit=100)} == {"u1"}
+    assert len(store.transactions(user_id="u1", limit=100)) == 10
+    assert {r["decision"] for r in store.transactions(decision="block", limit=100)} == {"block"}
+    window = store.transactions(since=rows[10]["timestamp"], until=rows[20]["timestamp"],
+                                limit=100)
+    assert sorted(r["transaction_id"] for r in window) == [f"tx-{i:05d}" for i in range(10, 20)]
+    alerts = store.alerts(limit=100)
+    assert len(alerts) == 20 and {a["status"] for a in alerts} == {"open"}
+    assert [a["transaction_id"] for a in alerts][:2] == ["tx-00029", "tx-00028"]
+    assert len(store.alerts(decision="review", user_id="u1", limit=100)) == 10
+    assert store.alerts(status="dismissed") == []
+    assert len(store.alerts(since=rows[25]["timestamp"], limit=100)) == 4  # 25 26 28 29
+
+
+def test_dead_letters_are_kept_truncated_newest_first(store: SQLResultsStore) -> None:
+    letters = [
+        {"received_at": T0 + i, "source": "test", "field": "amount", "reason": f"bad {i}",
+         "transaction_id": f"t{i}", "payload": "x" * (10 if i else 10 * MAX_PAYLOAD_CHARS)}
+        for i in range(3)
+    ]
+    store.write_dead_letters(letters)
+    got = store.dead_letters(limit=10)
+    assert [d["reason"] for d in got] == ["bad 2", "bad 1", "bad 0"]
+    assert len(got[-1]["payload"]) < MAX_PAYLOAD_CHARS + 50
+    assert store.counts()["dead_letters"] == 3
+
+
+def test_counts_and_model_versions(store: SQLResultsStore) -> None:
+    write(store, [row(i, decision="review" if i < 2 else "allow") for i in range(5)])
+    counts = store.counts()
+    assert counts["transactions"] == 5 and counts["alerts"] == 2
+    assert counts["decision_review"] == 2 and counts["decision_allow"] == 3
+    store.record_model("m-1", {"trained_on": "x", "n": 3})
+    store.record_model("m-1", {"trained_on": "changed"})  # first registration wins
+    with store.engine.connect() as conn:
+        info = conn.execute(text("SELECT info FROM model_versions")).scalar_one()
+    info = info if isinstance(info, dict) else __import__("json").loads(info)
+    assert info == {"trained_on": "x", "n": 3}
+
+
+def test_stats_per_model_version(store: SQLResultsStore) -> None:
+    rows = [row(i, decision="review" if i % 10 == 0 else "block" if i % 10 == 5 else "allow",
+                model_version="m-1" if i < 40 else "m-2")
+            for i in range(60)]
+    rows[5]["reasons"] = [{"code": "NEW_DEVICE", "feature": "new_device", "value": 1.0,
+                           "text": "new device"},
+                          {"code": "LARGE_AMOUNT", "feature": "log_amount", "value": 7.0,
+                           "text": "large"}]
+    write(store, rows)
+    report = store.stats()
+    assert report["transactions"] == 60
+    assert report["decisions"] == {"allow": 48, "review": 6, "block": 6}
+    assert report["anomaly_rate"] == pytest.approx(12 / 60)
+    assert report["alerts"] == 12
+    assert report["top_reasons"][0] == {"code": "LARGE_AMOUNT", "count": 12}
+    assert {"code": "NEW_DEVICE", "count": 1} in report["top_reasons"]
+    lat = np.array([r["latency_ms"] for r in rows])
+    assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(lat, 50), abs=1e-4)
+    assert report["latency_ms"]["p99"] == pytest.approx(np.percentile(lat, 99), abs=1e-4)
+    assert report["latency_ms"]["max"] == pytest.approx(lat.max())
+    by_model = {m["model_version"]: m for m in report["models"]}
+    assert set(by_model) == {"m-1", "m-2"}
+    assert by_model["m-1"]["transactions"] == 40 and by_model["m-2"]["transactions"] == 20
+    assert by_model["m-2"]["decisions"] == {"allow": 16, "review": 2, "block": 2}
+    assert by_model["m-1"]["top_reasons"][0]["code"] == "LARGE_AMOUNT"
+    assert by_model["m-1"]["first_event"] == rows[0]["timestamp"]
+    window = store.stats(since=rows[40]["timestamp"])
+    assert window["transactions"] == 20 and [m["model_version"] for m in window["models"]] == [
+        "m-2"]
+    assert window["alerts"] == 4
+    empty = store.stats(since=T0 + 1e9)
+    assert empty["transactions"] == 0 and empty["latency_ms"]["p50"] is None
+
+
+def test_history_is_event_ordered_and_never_splits_a_timestamp(store: SQLResultsStore) -> None:
+    # 25 events, timestamps with ties (three at a time), written out of order.
+    rows = [row(i, timestamp=T0 + (i // 3), lat=None if i == 4 else 1.0) for i in range(25)]
+    write(store, rows[::-1])
+    chunks = list(store.history(chunk=7))
+    assert all(list(c.columns) == list(CANONICAL_COLUMNS) for c in chunks)
+    frame = pd.concat(chunks, ignore_index=True)
+    assert sorted(frame["transaction_id"]) == sorted(r["transaction_id"] for r in rows)
+    assert frame["timestamp"].is_monotonic_increasing
+    stamps = [set(c["timestamp"]) for c in chunks]
+    for a, b in itertools.pairwise(stamps):
+        assert not a & b  # a timestamp lives in one chunk only
+    assert np.isnan(frame.loc[frame["transaction_id"] == "tx-00004", "lat"]).all()
+    assert frame["lat"].dtype == np.float64
+
+
+def test_head_schema_has_label_links(store: SQLResultsStore) -> None:
+    write(store, [row(0, decision="review")])
+    with store.engine.begin() as conn:
+        alert_id = conn.execute(text("SELECT id FROM alerts")).scalar_one()
+        conn.execute(text("INSERT INTO labels (transaction_id, verdict, created_at, alert_id) "
+                          "VALUES ('tx-00000', 'fraud', 1.0, :a)"), {"a": alert_id})
+        assert conn.execute(text("SELECT alert_id FROM labels")).scalar_one() == alert_id
+
+
+def test_ping(store: SQLResultsStore) -> None:
+    assert store.ping() is True
