@@ -5,6 +5,9 @@ raw byte messages, plus the position after them) via ``poll``; ``commit(batch)``
 everything up to that batch and is called only after its results are durable. A :class:`Sink`
 publishes alert records and returns once they are acknowledged. The core never knows which
 transport it runs on.
+
+Transports: in-process (here) and Kafka (:mod:`riskstream.transport.kafka`, imported on its own
+because it needs the ``kafka`` extra; docs/streaming.md).
 """
 
 from riskstream.transport.base import Batch, Sink, Source
