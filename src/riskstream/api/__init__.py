@@ -1,7 +1,10 @@
 """The HTTP API (FastAPI): scoring, results, alerts, users, health and Prometheus metrics.
 
 Contract: ``create_app(runtime)`` serves ``GET /``, ``/health``, ``POST /predict``,
-``GET /transactions``, ``/alerts``, ``/users/{id}``, ``/metrics``. ``/predict`` runs the same
+``GET /transactions``, ``/alerts``, ``/alerts/{id}``, ``POST /alerts/{id}/label``,
+``GET /users/{id}``, ``/metrics``, and the analyst dashboard (``/dashboard``,
+``/stream/transactions``; :mod:`riskstream.dashboard`). ``GET /`` is JSON unless the client
+asks for HTML (a browser), which is redirected to ``/dashboard``. ``/predict`` runs the same
 :class:`~riskstream.core.ScoringCore` as the stream. Bad input is a 422 naming the field;
 bodies over ``max_body_bytes`` are refused with 413.
 """

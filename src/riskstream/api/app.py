@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from riskstream import __version__
+from riskstream.dashboard import mount_dashboard
+from riskstream.dashboard.detail import detector_scores
 from riskstream.features import spec as S
 from riskstream.pipeline import result_rows
 from riskstream.runtime import Runtime
@@ -124,14 +127,33 @@ class Filters:
         }
 
 
+#: Cookie the dashboard page sets (SameSite=Strict) so the browser's EventSource, which cannot
+#: send headers, carries the API key too.
+KEY_COOKIE = "riskstream_api_key"
+
+
 def require_key(request: Request) -> None:
-    """With ``RISKSTREAM_API_KEY`` set, data endpoints need a matching ``X-API-Key``."""
+    """With ``RISKSTREAM_API_KEY`` set, data endpoints need a matching ``X-API-Key`` header
+    (or the dashboard's ``riskstream_api_key`` cookie)."""
     key = request.app.state.runtime.settings.api_key
-    if key is not None and request.headers.get("x-api-key") != key.get_secret_value():
+    if key is None:
+        return
+    given = request.headers.get("x-api-key") or request.cookies.get(KEY_COOKIE)
+    if given != key.get_secret_value():
         raise HTTPException(401, detail="missing or wrong X-API-Key")
 
 
 Auth = Annotated[None, Depends(require_key)]
+
+
+class LabelIn(BaseModel):
+    """An analyst's verdict on an alert (``POST /alerts/{id}/label``)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    verdict: Literal["fraud", "legitimate"]
+    analyst: str | None = Field(None, max_length=128)
+    note: str | None = Field(None, max_length=2000)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -143,8 +165,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
 
-    @app.get("/")
-    def root() -> dict[str, Any]:
+    @app.get("/", response_model=None)
+    def root(request: Request) -> dict[str, Any] | RedirectResponse:
+        """Status for API clients (JSON); a browser asking for HTML is sent to the dashboard."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/dashboard", status_code=307)
         return {
             "name": "riskstream",
             "status": "ok",
@@ -159,6 +184,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "/users/{id}",
                 "/metrics",
                 "/docs",
+                "/dashboard",
             ],
         }
 
@@ -167,9 +193,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         comps: dict[str, Any] = {
             "model": {"status": "ok", "version": runtime.core.bundle.version},
             "state": {
-                "status": "ok" if runtime.core.state.ping() else "down",
+                "status": "ok" if (state_up := runtime.core.state.ping()) else "down",
                 "backend": settings.state_url.split(":")[0],
-                "users": runtime.core.state.count("user"),
+                "users": runtime.core.state.count("user") if state_up else None,
             },
             "results": {
                 "status": "ok" if runtime.results.ping() else "down",
@@ -226,6 +252,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         rows = runtime.results.alerts(status=status, **q.query())
         return {"items": [_clean(r) for r in rows], "limit": q.limit, "offset": q.offset}
 
+    @app.get("/alerts/{alert_id}")
+    def alert(alert_id: int, _: Auth) -> dict[str, Any]:
+        """The alert, its analyst ``labels``, its scored ``transaction`` and, per detector,
+        the scores behind it (``detectors``, recomputed with the served model)."""
+        return _alert_view(runtime, alert_id)
+
+    @app.post("/alerts/{alert_id}/label")
+    def label(alert_id: int, body: LabelIn, _: Auth) -> dict[str, Any]:
+        """Record a verdict: a label row (who, when, verdict, note) and the alert's status
+        (fraud -> ``confirmed``, legitimate -> ``dismissed``). Returns the updated alert."""
+        if runtime.results.label_alert(alert_id, body.verdict, body.analyst, body.note) is None:
+            raise HTTPException(404, detail=f"unknown alert {alert_id}")
+        return _alert_view(runtime, alert_id)
+
     @app.get("/users/{user_id}")
     def user(user_id: str, _: Auth, recent: int = 20) -> dict[str, Any]:
         rec = runtime.core.state.get("user", user_id)
@@ -253,5 +293,24 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    mount_dashboard(app, runtime, require_key)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _alert_view(runtime: Runtime, alert_id: int) -> dict[str, Any]:
+    row = runtime.results.get_alert(alert_id)
+    if row is None:
+        raise HTTPException(404, detail=f"unknown alert {alert_id}")
+    tx = row.get("transaction") or {}
+    out = _clean(row)
+    out["labels"] = [{**lab, "time": _iso(lab["created_at"])} for lab in row["labels"]]
+    out["transaction"] = _clean(tx) if tx else None
+    out["detectors"] = detector_scores(
+        runtime.core.bundle, tx.get("features"), tx.get("model_version")
+    )
+    return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat()
