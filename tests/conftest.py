@@ -230,3 +230,29 @@ def make_scored() -> Callable[..., tuple[dict[str, Any], dict[str, Any] | None]]
         return row, alert
 
     return factory
+
+
+# -- a results store that fails like a database restarting ----------------------------------------
+class FlakyResultsStore:
+    """Wraps a real results store; ``write`` raises while ``down`` or for the first
+    ``fail_first`` calls. Everything else passes through."""
+
+    def __init__(self, inner: Any, fail_first: int = 0, down: bool = False) -> None:
+        self.inner, self.fail_first, self.down = inner, fail_first, down
+        self.calls = self.refused = 0
+
+    def write(self, rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
+        self.calls += 1
+        if self.down or self.calls <= self.fail_first:
+            self.refused += 1
+            raise ConnectionError("database restarting")
+        return self.inner.write(rows, alerts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def flaky_store() -> type[FlakyResultsStore]:
+    """The :class:`FlakyResultsStore` class (conftest is not importable from tests)."""
+    return FlakyResultsStore

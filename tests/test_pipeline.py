@@ -99,45 +99,12 @@ def test_batches_of_any_size_give_the_same_state(
     )
 
 
-class FlakyStore(ResultsStore):
-    """A real store that refuses the first ``failures`` writes, like a database restarting."""
-
-    def __init__(self, inner: ResultsStore, failures: int) -> None:
-        self.inner, self.failures, self.calls = inner, failures, 0
-
-    def write(self, rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ConnectionError("database restarting")
-        return self.inner.write(rows, alerts)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
-        self.inner.write_dead_letters(letters)
-
-    def transactions(self, **kw: Any) -> list[dict[str, Any]]:
-        return self.inner.transactions(**kw)
-
-    def alerts(self, **kw: Any) -> list[dict[str, Any]]:
-        return self.inner.alerts(**kw)
-
-    def dead_letters(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return self.inner.dead_letters(limit, offset)
-
-    def counts(self) -> dict[str, int]:
-        return self.inner.counts()
-
-    def record_model(self, version: str, info: dict[str, Any]) -> None:
-        self.inner.record_model(version, info)
-
-
 def test_store_outage_retries_and_commits_only_after_success(
-    make_runtime: Callable[..., Any], make_stream: Callable[..., pd.DataFrame]
+    make_runtime: Callable[..., Any], make_stream: Callable[..., pd.DataFrame],
+    flaky_store: Callable[..., Any],
 ) -> None:
     rt = make_runtime()
-    flaky = FlakyStore(rt.results, failures=3)
+    flaky = flaky_store(rt.results, fail_first=3)
     seen: list[tuple[str, int]] = []
 
     def policy(component: str, exc: Exception, attempt: int) -> float:

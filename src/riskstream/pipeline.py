@@ -142,7 +142,8 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     for i, r in zip(flagged, reasons_flagged, strict=True):
         reasons[i] = r
-    feats = np.round(scored.features, 5)
+    # Whole matrices to Python lists once per batch: per-row .tolist() calls cost more.
+    feats = np.round(scored.features, 5).tolist()
 
     cols = {c: f[c].tolist() for c in CANONICAL_COLUMNS}
     lat = [None if v != v else v for v in cols["lat"]]
@@ -169,7 +170,7 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
             "score": scores[i],
             "decision": decisions[i],
             "reasons": reasons[i],
-            "features": dict(zip(FEATURES, feats[i].tolist(), strict=True)),
+            "features": dict(zip(FEATURES, feats[i], strict=True)),
             "model_version": scored.model_version,
             "latency_ms": per_tx_ms,
             "scored_at": now,

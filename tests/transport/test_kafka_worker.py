@@ -20,7 +20,6 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from riskstream.features import FeatureEngine, InMemoryStateStore, hash_column
 from riskstream.pipeline import ErrorPolicy, backoff
 from riskstream.schema import validate_frame
-from riskstream.storage import ResultsStore
 from riskstream.streaming.partition_state import read_snapshot, snapshot_dir
 from riskstream.streaming.worker import topic_configs
 from riskstream.transport.kafka import (
@@ -274,41 +273,8 @@ def test_producer_refuses_oversized_records_and_sends_the_rest(
     assert sorted(orjson.loads(m.value())["transaction_id"] for m in got) == ["a", "b"]
 
 
-class Switchable(ResultsStore):
-    """A results store that raises while ``down`` is True, like a database restarting."""
-
-    def __init__(self, inner: ResultsStore) -> None:
-        self.inner, self.down, self.refused = inner, True, 0
-
-    def write(self, rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
-        if self.down:
-            self.refused += 1
-            raise ConnectionError("database restarting")
-        return self.inner.write(rows, alerts)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
-        self.inner.write_dead_letters(letters)
-
-    def transactions(self, **kw: Any) -> list[dict[str, Any]]:
-        return self.inner.transactions(**kw)
-
-    def alerts(self, **kw: Any) -> list[dict[str, Any]]:
-        return self.inner.alerts(**kw)
-
-    def dead_letters(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return self.inner.dead_letters(limit, offset)
-
-    def counts(self) -> dict[str, int]:
-        return self.inner.counts()
-
-    def record_model(self, version: str, info: dict[str, Any]) -> None:
-        self.inner.record_model(version, info)
-
-
 def test_outages_pause_consumption_commit_nothing_and_lose_nothing(
+    flaky_store: Callable[..., Any],
     kafka_settings: Callable[..., Any],
     start_worker: Callable[..., Any],
     waiter: Callable[..., Any],
@@ -326,7 +292,7 @@ def test_outages_pause_consumption_commit_nothing_and_lose_nothing(
     fast = ErrorPolicy(on_unavailable=backoff(0.05, 0.2))
     w = start_worker(settings, tiny_bundle, policy=fast)
     pipe = w.worker.pipeline
-    store = Switchable(pipe.results)
+    store = flaky_store(pipe.results, down=True)
     pipe.results = store  # down from the start
     publisher = w.worker.publisher
     real_send = publisher.send

@@ -8,36 +8,20 @@ tanh activations; ``score`` is the mean squared reconstruction error per row and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from riskstream.models.base import Detector
+from riskstream.models.network import NetworkDetector
 
 #: Standardisation floor: a constant training feature must not divide by zero.
 _STD_FLOOR = 1e-6
 
 
-class AutoencoderDetector(Detector):
+class AutoencoderDetector(NetworkDetector):
     kind: ClassVar[str] = "autoencoder"
 
-    def __init__(
-        self,
-        epochs: int = 15,
-        batch_size: int = 512,
-        lr: float = 3e-3,
-        max_rows: int = 200_000,
-        seed: int = 0,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        #: Training uses at most this many rows (a uniform sample): enough for a network of
-        #: a few hundred weights, and it keeps `train` within seconds.
-        self.max_rows = max_rows
-        self.seed = seed
-        self.names: tuple[str, ...] = ()
-        self._w: dict[str, np.ndarray] = {}
+    default_epochs: ClassVar[int] = 15
 
     @staticmethod
     def _sizes(n_features: int) -> tuple[int, int]:
@@ -48,10 +32,7 @@ class AutoencoderDetector(Detector):
 
         torch.set_num_threads(1)
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        X = np.asarray(X, dtype=np.float64)
-        if len(X) > self.max_rows:
-            X = X[rng.choice(len(X), self.max_rows, replace=False)]
+        X = self._training_rows(X)
         mean = X.mean(axis=0)
         std = np.maximum(X.std(axis=0), _STD_FLOOR)
         Z = torch.tensor((X - mean) / std, dtype=torch.float32)
@@ -86,9 +67,7 @@ class AutoencoderDetector(Detector):
 
     def feature_errors(self, X: np.ndarray) -> np.ndarray:
         """Squared reconstruction error per row and feature (standardised units)."""
-        if not self._w:
-            raise RuntimeError("detector is not fitted")
-        w = self._w
+        w = self._weights()
         z = (np.asarray(X, dtype=np.float64) - w["mean"]) / w["std"]
         h = np.tanh(z @ w["W0"] + w["b0"])
         h = np.tanh(h @ w["W1"] + w["b1"])
@@ -98,30 +77,3 @@ class AutoencoderDetector(Detector):
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return self.feature_errors(X).mean(axis=1)
-
-    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta = {
-            "kind": self.kind,
-            "names": list(self.names),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "max_rows": self.max_rows,
-            "seed": self.seed,
-        }
-        return meta, dict(self._w)
-
-    @classmethod
-    def from_arrays(
-        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> AutoencoderDetector:
-        det = cls(
-            int(meta["epochs"]),
-            int(meta["batch_size"]),
-            float(meta["lr"]),
-            int(meta["max_rows"]),
-            int(meta["seed"]),
-        )
-        det.names = tuple(meta["names"])
-        det._w = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-        return det

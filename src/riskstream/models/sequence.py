@@ -13,12 +13,12 @@ with PyTorch (CPU, one thread); served by a numpy GRU, so serving needs no torch
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from riskstream.features.spec import SEQ_DIM, SEQ_LEN, SEQUENCE
-from riskstream.models.base import Detector
+from riskstream.models.network import NetworkDetector
 
 _HIDDEN = 16  # a few hundred weights: enough for spend/timing rhythm, cheap to serve
 _STD_FLOOR = 1e-6
@@ -41,25 +41,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-class SequenceDetector(Detector):
+class SequenceDetector(NetworkDetector):
     kind: ClassVar[str] = "sequence"
     inputs: ClassVar[str] = "sequence"
 
-    def __init__(
-        self,
-        epochs: int = 4,
-        batch_size: int = 512,
-        lr: float = 3e-3,
-        max_rows: int = 200_000,
-        seed: int = 0,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.max_rows = max_rows  # uniform sample of training rows; keeps `train` in seconds
-        self.seed = seed
-        self.names: tuple[str, ...] = ()
-        self._w: dict[str, np.ndarray] = {}
+    default_epochs: ClassVar[int] = 4
 
     def _inputs(self, X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, ...]:
         prev, now, mask = _split(np.asarray(X, dtype=np.float64))
@@ -76,10 +62,7 @@ class SequenceDetector(Detector):
             raise ValueError("the sequence detector takes the SEQUENCE columns")
         torch.set_num_threads(1)
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        X = np.asarray(X, dtype=np.float64)
-        if len(X) > self.max_rows:
-            X = X[rng.choice(len(X), self.max_rows, replace=False)]
+        X = self._training_rows(X)
         now = X[:, SEQ_LEN * SEQ_DIM : SEQ_LEN * SEQ_DIM + SEQ_DIM]
         mean = now.mean(axis=0)
         std = np.maximum(now.std(axis=0), _STD_FLOOR)
@@ -116,9 +99,7 @@ class SequenceDetector(Detector):
         return self
 
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self._w:
-            raise RuntimeError("detector is not fitted")
-        w = self._w
+        w = self._weights()
         steps, hour, target = self._inputs(X, w["mean"], w["std"])
         n, H = len(X), _HIDDEN
         h = np.zeros((n, H))
@@ -147,28 +128,3 @@ class SequenceDetector(Detector):
         """The amount the model expected for each event (for reason wording)."""
         mu, _, _ = self._forward(X)
         return np.expm1(mu[:, 0] * self._w["std"][0] + self._w["mean"][0])
-
-    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta = {
-            "kind": self.kind,
-            "names": list(self.names),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "max_rows": self.max_rows,
-            "seed": self.seed,
-        }
-        return meta, dict(self._w)
-
-    @classmethod
-    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SequenceDetector:
-        det = cls(
-            int(meta["epochs"]),
-            int(meta["batch_size"]),
-            float(meta["lr"]),
-            int(meta["max_rows"]),
-            int(meta["seed"]),
-        )
-        det.names = tuple(meta["names"])
-        det._w = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-        return det
