@@ -152,34 +152,26 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
     scores = scored.scores.tolist()
     members = np.round(scored.contributions, 6).tolist()
     shadow = [None] * n if scored.shadow_scores is None else scored.shadow_scores.tolist()
-    rows = [
-        {
-            "transaction_id": cols["transaction_id"][i],
-            "timestamp": cols["timestamp"][i],
-            "user_id": cols["user_id"][i],
-            "amount": cols["amount"][i],
-            "currency": cols["currency"][i],
-            "merchant_id": cols["merchant_id"][i],
-            "merchant_category": cols["merchant_category"][i],
-            "city": cols["city"][i],
-            "country": cols["country"][i],
-            "lat": lat[i],
-            "lon": lon[i],
-            "device_id": cols["device_id"][i],
-            "channel": cols["channel"][i],
-            "score": scores[i],
-            "decision": decisions[i],
-            "reasons": reasons[i],
-            "features": dict(zip(FEATURES, feats[i], strict=True)),
-            "model_version": scored.model_version,
-            "latency_ms": per_tx_ms,
-            "scored_at": now,
-            "detector_scores": dict(zip(scored.detectors, members[i], strict=True)),
-            "shadow_score": shadow[i],
-            "shadow_version": scored.shadow_version,
-        }
-        for i in range(n)
-    ]
+    # Rows are zipped from per-column lists with one key tuple: the dict building runs in C,
+    # not 26 Python-level lookups per row.
+    names = scored.detectors
+    columns = {
+        **{c: cols[c] for c in CANONICAL_COLUMNS},
+        "lat": lat,
+        "lon": lon,
+        "score": scores,
+        "decision": decisions,
+        "reasons": reasons,
+        "features": [dict(zip(FEATURES, r, strict=True)) for r in feats],
+        "model_version": [scored.model_version] * n,
+        "latency_ms": [per_tx_ms] * n,
+        "scored_at": [now] * n,
+        "detector_scores": [dict(zip(names, r, strict=True)) for r in members],
+        "shadow_score": shadow,
+        "shadow_version": [scored.shadow_version] * n,
+    }
+    keys = tuple(columns)
+    rows = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     alerts = [
         {
             "transaction_id": rows[i]["transaction_id"],

@@ -221,8 +221,9 @@ def _text_column(frame: pd.DataFrame, name: str, default: str = "") -> pd.Series
         if bool(((as_int == col) | col.isna()).all()):
             out = as_int.astype("Int64").astype(object)
             return out.where(col.notna(), default).astype(str)
-    out = col.astype(object).where(col.notna(), default)
-    return out.map(lambda v: v.strip() if isinstance(v, str) else str(v))
+    # Vectorised (no per-value Python): non-text values become their str(), missing ones the
+    # default, text is stripped.
+    return col.astype("string").fillna(default).str.strip()
 
 
 def epoch_seconds(col: pd.Series) -> np.ndarray:
