@@ -120,6 +120,10 @@ def test_each_transaction_scored_once_and_alerts_published(
     w = start_worker(settings, tiny_bundle)
     results = w.worker.runtime.results
     waiter(lambda: results.counts()["transactions"] >= n, 60, f"{n} results")
+    # Rows are durable before the batch finishes (publish, state, commit, metrics follow):
+    # wait for the batch to complete before reading counters.
+    waiter(lambda: w.processed >= n
+           and (metric(w, "end_to_end_latency_seconds_count") or 0) >= n, 30, "the last batch")
     counts = results.counts()
     assert counts["transactions"] == n and w.processed == n
 
@@ -178,6 +182,9 @@ def test_two_workers_split_partitions_and_hand_over_user_state(
     waiter(split, 40, "the two workers splitting the partitions")
     produce(settings, frame.iloc[half:])
     waiter(lambda: results.counts()["transactions"] >= n, 40, "second half scored")
+    # Rows are durable before their batch finishes: wait for counters and offset commits.
+    waiter(lambda: a.processed + b.processed >= n and committed_total(settings) >= n, 30,
+           "the last batches to finish")
     a.stop()
     b.stop()
     assert results.counts()["transactions"] == n
