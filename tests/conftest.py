@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -256,3 +262,121 @@ class FlakyResultsStore:
 def flaky_store() -> type[FlakyResultsStore]:
     """The :class:`FlakyResultsStore` class (conftest is not importable from tests)."""
     return FlakyResultsStore
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- TCP proxy: make a real server unreachable without touching it ------------------------------
+class TcpProxy:
+    """Forwards ``127.0.0.1:port`` to ``target``. :meth:`cut` closes every forwarded
+    connection (both ends, so the server rolls back open transactions) and refuses new ones
+    until :meth:`restore`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = _free_port()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.1)
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._down = threading.Event()
+        self._stop = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if self._down.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=3)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update((client, upstream))
+                self.connections += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+                with self._lock:
+                    self._open.discard(s)
+
+    def cut(self) -> None:
+        self._down.set()
+        with self._lock:
+            sockets = list(self._open)
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def restore(self) -> None:
+        self._down.clear()
+
+    def restore_after(self, seconds: float) -> threading.Thread:
+        thread = threading.Thread(target=lambda: (time.sleep(seconds), self.restore()),
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        self._listener.close()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
+    """``tcp_proxy((host, port))``: a cuttable forwarder to ``host:port``."""
+    made: list[TcpProxy] = []
+
+    def factory(target: tuple[str, int]) -> TcpProxy:
+        proxy = TcpProxy(target)
+        made.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture
+def stop_process() -> Callable[..., str]:
+    """``stop_process(proc, timeout=45)``: Ctrl-C a subprocess, wait for it, return its output;
+    fail (after killing it) if it does not stop in time."""
+
+    def stop(proc: subprocess.Popen[str], timeout: float = 45) -> str:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise AssertionError(f"did not stop within {timeout} s of Ctrl-C:\n{out}") from None
+        return out
+
+    return stop

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -36,7 +36,9 @@ def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-d
     raise AssertionError(f"timed out waiting for {what} ({last})")
 
 
-def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(tmp_path: Path) -> None:
+def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(
+    tmp_path: Path, stop_process: Callable[..., str]
+) -> None:
     port = free_port()
     home = tmp_path / "home"
     env = {
@@ -83,13 +85,7 @@ def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(tmp_path: Path)
         health = httpx.get(f"{base}/health", timeout=5).json()
         assert health["components"]["pipeline"]["status"] == "ok"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=45)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-            raise AssertionError("did not stop within 45 s of Ctrl-C:\n" + out) from None
+        out = stop_process(proc)
     assert proc.returncode == 0, out
     assert "stopped cleanly" in out
     assert (home / "state.npz").exists()

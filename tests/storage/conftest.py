@@ -6,7 +6,7 @@
 * Redis (``RISKSTREAM_TEST_REDIS_URL``, default DB 15): keys under ``rs-test-<uuid>:``,
   deleted by prefix afterwards.
 * Outages without touching the shared services: ``redis_server()`` starts a throwaway
-  ``redis-server`` (AOF, fsync always) that a test may kill and restart; ``tcp_proxy()``
+  ``redis-server`` (AOF, fsync always) that a test may kill and restart; ``pg_proxy()``
   forwards a loopback port to PostgreSQL and can cut every connection and refuse new ones.
 
 An unreachable service FAILS the test with how to start it; nothing is skipped.
@@ -14,7 +14,6 @@ An unreachable service FAILS the test with how to start it; nothing is skipped.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -196,95 +195,7 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisProcess]]:
         server.kill()
 
 
-# -- TCP proxy: cut PostgreSQL off without touching it -----------------------------------------
-class TcpProxy:
-    """Forwards ``127.0.0.1:port`` to ``target``. :meth:`cut` closes every forwarded
-    connection (both ends, so the server rolls back open transactions) and refuses new ones
-    until :meth:`restore`."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._listener.settimeout(0.1)
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._down = threading.Event()
-        self._stop = threading.Event()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            if self._down.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=3)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._open.update((client, upstream))
-                self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    s.close()
-                with self._lock:
-                    self._open.discard(s)
-
-    def cut(self) -> None:
-        self._down.set()
-        with self._lock:
-            sockets = list(self._open)
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                s.close()
-
-    def restore(self) -> None:
-        self._down.clear()
-
-    def restore_after(self, seconds: float) -> threading.Thread:
-        thread = threading.Thread(target=lambda: (time.sleep(seconds), self.restore()),
-                                  daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        self._stop.set()
-        self.cut()
-        self._listener.close()
-
-
 @pytest.fixture
-def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
-    """``tcp_proxy((host, port))``: a cuttable forwarder to ``host:port``."""
-    made: list[TcpProxy] = []
-
-    def factory(target: tuple[str, int] = (PG_HOST, PG_PORT)) -> TcpProxy:
-        proxy = TcpProxy(target)
-        made.append(proxy)
-        return proxy
-
-    yield factory
-    for proxy in made:
-        proxy.close()
+def pg_proxy(tcp_proxy: Callable[..., Any]) -> Callable[..., Any]:
+    """``pg_proxy()``: a cuttable forwarder (root ``tcp_proxy``) to the test PostgreSQL."""
+    return lambda target=(PG_HOST, PG_PORT): tcp_proxy(target)

@@ -135,14 +135,14 @@ def test_postgres_cut_off_mid_write(
     make_runtime: Callable[..., Any],
     make_stream: Callable[..., pd.DataFrame],
     make_pg_url: Callable[..., str],
-    tcp_proxy: Callable[..., Any],
+    pg_proxy: Callable[..., Any],
     redis_url: str,
     redis_prefix: str,
 ) -> None:
     frames = batches(make_stream)
     want = uninterrupted(make_runtime(db_url=make_pg_url()), frames)
 
-    proxy = tcp_proxy()
+    proxy = pg_proxy()
     rt = make_runtime(db_url=make_pg_url(port=proxy.port), state_url=redis_url,
                       state_prefix=redis_prefix)
     source = InProcessQueue()

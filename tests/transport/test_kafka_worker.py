@@ -3,7 +3,6 @@ dead letters, outages. Workers run in threads here; ``test_kafka_crash`` kills p
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import uuid
@@ -449,6 +448,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_double_counts_nothing(
 
 @pytest.mark.slow
 def test_run_kafka_all_in_one_serves_and_stops_cleanly(
+    stop_process: Callable[..., str],
     kafka_settings: Callable[..., Any],
     kafka_env: Callable[[Any], dict[str, str]],
     waiter: Callable[..., Any],
@@ -456,7 +456,6 @@ def test_run_kafka_all_in_one_serves_and_stops_cleanly(
 ) -> None:
     """``riskstream run --kafka BOOTSTRAP``: simulator -> topic -> worker -> store, API and
     metrics on one port; Ctrl-C stops it cleanly."""
-    import signal
     import subprocess
     import sys
 
@@ -492,83 +491,14 @@ def test_run_kafka_all_in_one_serves_and_stops_cleanly(
         assert metric("end_to_end_latency_seconds_count") >= 1000
         assert metric("kafka_assigned_partitions") == N_PARTITIONS
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=45)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-            raise AssertionError("did not stop within 45 s of Ctrl-C:\n" + out) from None
+        out = stop_process(proc)
     assert proc.returncode == 0, out[-3000:]
     assert "worker stopped cleanly" in out
 
 
-class TcpProxy:
-    """A TCP forwarder in front of a broker; ``cut()`` makes the broker unreachable (every
-    connection dropped, new ones refused) until ``restore()``."""
-
-    def __init__(self, target_port: int) -> None:
-        import socket
-        import threading
-
-        from riskstream.streaming.tansu import free_port
-
-        self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
-        self._socket, self._threading = socket, threading
-        self._conns: list[Any] = []
-        self._lock = threading.Lock()
-        self._listener: Any = None
-        self.restore()
-
-    def restore(self) -> None:
-        s = self._socket.socket()
-        s.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        self._listener = s
-        self._threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            self._listener.close()
-            for c in self._conns:
-                with contextlib.suppress(OSError):
-                    c.shutdown(self._socket.SHUT_RDWR)
-                c.close()
-            self._conns.clear()
-
-    def _accept(self, listener: Any) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = self._socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: Any, dst: Any) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.close()
-
-
 @pytest.mark.slow
 def test_broker_outage_pauses_the_worker_which_resumes_without_loss(
+    tcp_proxy: Callable[..., Any],
     kafka_settings: Callable[..., Any],
     start_worker: Callable[..., Any],
     waiter: Callable[..., Any],
@@ -585,7 +515,7 @@ def test_broker_outage_pauses_the_worker_which_resumes_without_loss(
     from riskstream.streaming.tansu import TansuBroker, free_port
 
     broker_port = free_port()
-    proxy = TcpProxy(broker_port)
+    proxy = tcp_proxy(("127.0.0.1", broker_port))
     # The broker advertises the proxy, so every client connection goes through it.
     with TansuBroker(port=broker_port, advertised_port=proxy.port) as broker:
         settings = kafka_settings(
