@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support import free_port
 
 from riskstream.features import FeatureEngine, InMemoryStateStore
 from riskstream.features.spec import FeatureSpec
@@ -264,10 +265,6 @@ def flaky_store() -> type[FlakyResultsStore]:
     return FlakyResultsStore
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- TCP proxy: make a real server unreachable without touching it ------------------------------
@@ -278,7 +275,7 @@ class TcpProxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = _free_port()
+        self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.1)
         self._open: set[socket.socket] = set()

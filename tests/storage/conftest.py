@@ -15,7 +15,6 @@ An unreachable service FAILS the test with how to start it; nothing is skipped.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_HOST = os.environ.get("RISKSTREAM_TEST_PG_HOST", "127.0.0.1")
@@ -45,10 +45,6 @@ START_REDIS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
