@@ -124,6 +124,9 @@ def train(
         str | None,
         typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
     ] = None,
+    combine: Annotated[
+        str, typer.Option(help="Ensemble rule: max (any detector sure) | mean (all agree)")
+    ] = "max",
     register: Annotated[
         bool, typer.Option(help="Log to MLflow and register as @challenger")
     ] = True,
@@ -155,6 +158,7 @@ def train(
         model_features=model_features,
         detector=None if detectors else IsolationForestDetector(trees, max_samples, seed),
         detectors=parse_detectors(detectors) if detectors else None,
+        combine_rule=combine,
     )
     bundle.info["source"] = str(input)
     settings = _settings(home=home)

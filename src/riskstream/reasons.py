@@ -58,6 +58,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("AMOUNT_FAR_ABOVE_USUAL", "amount_ratio", 3.0, _Q99, "amount {v:.1f}x this user's usual"),
     Rule(
+        "REPEATED_HIGH_AMOUNTS",
+        "recent_amount_outliers",
+        1.5,  # decayed count: about two far-above-usual payments within the last week
+        _Q99,
+        "{v:.1f} payments far above this user's usual in about a week",
+    ),
+    Rule(
         "LARGE_AMOUNT",
         "log_amount",
         0.0,

@@ -68,6 +68,7 @@ def train(
     detector: Detector | None = None,
     progress: Callable[[int], None] | None = None,
     detectors: list[tuple[Detector, float]] | None = None,
+    combine_rule: str = "max",
 ) -> ModelBundle:
     """Fit on rows with ``since <= timestamp < until``; earlier rows only warm the state."""
     valid, _, errors = prepare(frame)
@@ -97,6 +98,7 @@ def train(
         info,
         detectors,
         None if seqs is None else seqs[mask],
+        combine_rule,
     )
 
 

@@ -92,6 +92,8 @@ def test_first_transaction_of_a_user(make_frame: FrameFactory, store: InMemorySt
         "merchant_amount_z": la - PRIOR,
         "merchant_tx_count_24h": 1.0,
         "user_history": 0.0,
+        "recent_amount_outliers": 0.0,
+        "context_amount_ratio": 100.0 / 50.0,  # no recent outliers: the plain ratio
     }
     assert set(expected) == set(FEATURES)
     for name, value in expected.items():
@@ -371,6 +373,34 @@ def test_outlier_moves_mean_during_cold_start(make_frame: FrameFactory,
     dev = math.log1p(500.0) - before[S.U_MEAN]
     assert after[S.U_MEAN] == pytest.approx(before[S.U_MEAN] + dev / 6.0)
 
+
+
+def test_recent_outliers_count_high_payments_and_raise_context_ratio(
+    make_frame: FrameFactory, store: InMemoryStateStore
+) -> None:
+    run(_steady(make_frame, 20), store)
+    t = T0 + 3600 * 20
+    calm = run(make_frame([{"transaction_id": "calm", "timestamp": t, "amount": 60.0}]), store)
+    assert feat(calm, "recent_amount_outliers")[0] == 0.0
+    assert feat(calm, "context_amount_ratio")[0] == feat(calm, "amount_ratio")[0]
+    assert user(store)[S.U_OUT] == 0.0
+    # A payment far below usual is an outlier for the profile but not the compromise trace.
+    run(make_frame([{"transaction_id": "low", "timestamp": t + 60, "amount": 1.0}]), store)
+    assert user(store)[S.U_OUT] == 0.0
+    run(make_frame([{"transaction_id": "spike", "timestamp": t + 120, "amount": 500.0}]), store)
+    assert user(store)[S.U_OUT] == 1.0
+    day = 86400.0
+    nxt = run(make_frame([{"transaction_id": "next", "timestamp": t + 120 + day,
+                           "amount": 60.0}]), store)
+    decayed = math.exp(-day / 604800.0)  # ~7-day time constant
+    assert feat(nxt, "recent_amount_outliers")[0] == pytest.approx(decayed)
+    ratio = feat(nxt, "amount_ratio")[0]
+    assert feat(nxt, "context_amount_ratio")[0] == pytest.approx(ratio * (1 + math.log1p(decayed)))
+    # The same payment replayed is scored against the state but not counted again.
+    again = run(make_frame([{"transaction_id": "spike", "timestamp": t + 120, "amount": 500.0}]),
+                store)
+    assert not np.isnan(again).any()
+    assert user(store)[S.U_OUT] == pytest.approx(decayed)
 
 # --- replay guard and dry runs ---------------------------------------------------------------
 def test_replay_is_not_counted_twice(make_stream: StreamFactory) -> None:

@@ -13,7 +13,12 @@ import pytest
 
 from riskstream.features.spec import FEATURES, FeatureParams, FeatureSpec
 from riskstream.models import FEATURE_SETS, IsolationForestDetector, ModelBundle
-from riskstream.models.bundle import DEFAULT_MODEL_FEATURES, REFERENCE_LEVELS, RISK_UP
+from riskstream.models.bundle import (
+    AMOUNT_MODEL_FEATURES,
+    DEFAULT_MODEL_FEATURES,
+    REFERENCE_LEVELS,
+    RISK_UP,
+)
 
 VERSION_RE = re.compile(r"^isolation_forest-(\d{4}-\d{2}-\d{2})-([0-9a-f]{8})$")
 
@@ -101,7 +106,7 @@ def test_non_default_spec_survives_round_trip(tmp_path: Path) -> None:
     back = ModelBundle.load(b.save(tmp_path / "amount.npz"))
     assert back.spec == spec
     assert back.spec.params.min_history == 5
-    assert back.model_features == ("log_amount", "amount_ratio")
+    assert back.model_features == AMOUNT_MODEL_FEATURES
 
 
 def test_file_is_pickle_free(bundle: ModelBundle, tmp_path: Path) -> None:
@@ -181,3 +186,45 @@ def test_feature_sets() -> None:
     assert set(FEATURE_SETS) == {"default", "amount"}
     for names in FEATURE_SETS.values():
         assert set(names) <= set(FEATURES)
+
+
+def _two_member(rule: str) -> ModelBundle:
+    dets = [(IsolationForestDetector(n_estimators=10, max_samples=64, seed=0), 1.0),
+            (IsolationForestDetector(n_estimators=10, max_samples=64, seed=1), 0.5)]
+    return ModelBundle.train(synthetic(300), FeatureSpec(), detectors=dets, combine_rule=rule)
+
+
+@pytest.mark.parametrize("rule", ["max", "mean"])
+def test_combine_rule_is_applied_and_survives_round_trip(rule: str, tmp_path: Path) -> None:
+    b = _two_member(rule)
+    X = synthetic(50, seed=3)
+    surprisal = -np.log1p(-b.contributions(X))
+    expected = (
+        np.maximum(surprisal[:, 0], 0.5 * surprisal[:, 1])
+        if rule == "max"
+        else (surprisal[:, 0] + 0.5 * surprisal[:, 1]) / 1.5
+    )
+    np.testing.assert_allclose(b.raw_scores(X), expected, rtol=1e-9)
+    back = ModelBundle.load(b.save(tmp_path / f"{rule}.npz"))
+    assert back.combine_rule == rule
+    np.testing.assert_array_equal(back.raw_scores(X), b.raw_scores(X))
+
+
+def test_combine_rule_is_part_of_the_version() -> None:
+    assert _two_member("max").fingerprint() != _two_member("mean").fingerprint()
+
+
+def test_bundle_without_a_stored_rule_combines_by_mean(tmp_path: Path) -> None:
+    path = _two_member("mean").save(tmp_path / "old.npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    del meta["combine"]  # as written before the rule was stored
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "older.npz", **arrays)
+    assert ModelBundle.load(tmp_path / "older.npz").combine_rule == "mean"
+
+
+def test_unknown_combine_rule_raises() -> None:
+    with pytest.raises(ValueError, match="unknown combine rule"):
+        _two_member("median")

@@ -157,6 +157,9 @@ def run_kernel(
             out[i, 16] = 0.0
             out[i, 17] = 0.0
         out[i, 18] = math.log1p(n)
+        out_prior = rec[S.U_OUT] * f7
+        out[i, 19] = out_prior
+        out[i, 20] = out[i, 2] * (1.0 + math.log1p(out_prior))
         # ---- the user's recent sequence (prior steps, oldest first) and this step ----
         written = int(rec[S.U_SEQ_N])
         steps = min(written, S.SEQ_LEN)
@@ -191,11 +194,15 @@ def run_kernel(
         applied[i] = True
         a = max(1.0 / (n + 1.0), alpha)
         dev = la - rec[S.U_MEAN] if n > 0 else 0.0
-        if n >= robust_after and abs(dev) > clip_z * math.sqrt(max(rec[S.U_VAR], var_floor)):
+        outlier = n >= robust_after and abs(dev) > clip_z * math.sqrt(max(rec[S.U_VAR], var_floor))
+        if outlier:
             # An outlier is kept out of "usual" entirely: a compromised card paying 5x for two
             # weeks must not teach us that 5x is normal. Genuine shifts in spending still move
             # the profile through the many in-range events.
             a = 0.0
+        # Only payments *above* usual count: a card used for unusually small amounts is not
+        # the compromise pattern (card testing has its own velocity features).
+        rec[S.U_OUT] = out_prior + (1.0 if outlier and dev > 0 else 0.0)
         if n == 0:
             rec[S.U_MEAN] = la
             rec[S.U_VAR] = 0.0

@@ -40,7 +40,10 @@ SEQ_LEN = 8
 SEQ_DIM = 4
 U_SEQ = U_RING_POS + 4
 U_SEQ_N = U_SEQ + SEQ_LEN * SEQ_DIM  # steps written so far (ring position = count % SEQ_LEN)
-USER_WIDTH = U_SEQ_N + 1
+# Decayed (~7 d) count of the user's payments far above their usual amount: a compromised card
+# keeps being used, so one outlier makes the next unusual payment much more suspicious.
+U_OUT = U_SEQ_N + 1
+USER_WIDTH = U_OUT + 1
 
 # --- per-merchant record layout ---------------------------------------------------------------
 M_N, M_LAST_TS, M_LAST_TB, M_MEAN, M_VAR, M_C24H, M_USERS24H = 0, 1, 2, 3, 4, 5, 6
@@ -66,6 +69,15 @@ FEATURES: tuple[str, ...] = (
     "merchant_amount_z",  # amount against the merchant's usual amounts
     "merchant_tx_count_24h",  # decayed count at the merchant in ~24 h
     "user_history",  # log1p(events seen for the user): the model knows how much history it has
+    # Decayed (~7 d) count of the user's earlier payments far above their usual amount
+    # (more than clip_z spreads above): the trace a compromised card leaves.
+    "recent_amount_outliers",
+    # amount_ratio * (1 + ln(1 + recent_amount_outliers)): an amount somewhat above usual is
+    # ordinary on a quiet card and suspicious on one that just paid several outliers (a
+    # compromised card's fraud is a multiple of the owner's spend, and a multiple of a small
+    # purchase looks ordinary on its own). The log keeps a long run of outliers from swamping
+    # the amount itself: 1 outlier -> x1.7, 3 -> x2.4, 10 -> x3.4.
+    "context_amount_ratio",
 )
 F = {name: i for i, name in enumerate(FEATURES)}
 
