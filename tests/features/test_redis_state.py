@@ -182,3 +182,39 @@ def test_prefixes_isolate_and_clear_only_their_keys(
 def test_ping_is_false_when_redis_is_unreachable() -> None:
     store = RedisStateStore(connect("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
     assert store.ping() is False
+
+
+def test_ids_of_any_bytes_round_trip_in_one_save(
+    make_store: Callable[..., RedisStateStore],
+) -> None:
+    # Ids travel to the save script concatenated, with their byte lengths: multi-byte
+    # characters, separators and an empty id must all land on their own key.
+    store = make_store()
+    ids = ["plain", "ü東京🚀", "a:b c", "", "x" * 300, "tab\tnew\nline", "\\N", "plain2"]
+    width = store.widths["user"]
+    rows = np.arange(len(ids) * width, dtype=np.float64).reshape(len(ids), width)
+    store.save_many([("user", ids, rows)])
+    assert np.array_equal(store.load("user", ids), rows)
+    assert store.count("user") == len(ids)
+    for i, key in enumerate(ids):
+        assert np.array_equal(store.get("user", key), rows[i])
+    # An older position for one id is refused; the others are written.
+    older = rows.copy() + 1.0
+    older[1, S.U_LAST_TS] = rows[1, S.U_LAST_TS] - 5.0
+    store.save_many([("user", ids, older)])
+    assert store.stale_rows == 1
+    assert np.array_equal(store.get("user", ids[1]), rows[1])
+    assert np.array_equal(store.get("user", ids[0]), older[0])
+
+
+def test_big_saves_are_packed_without_hiredis_copies() -> None:
+    # A few large arguments (a save) go through the Python packer, which sends them as they
+    # are; many small ones (an MGET) through hiredis when it is installed.
+    from riskstream.features.redis_state import _Packer
+
+    packer = _Packer()
+    big = b"x" * 100_000
+    out = packer.pack("EVALSHA", "sha", 0, big)
+    assert any(chunk is big for chunk in out)
+    many = packer.pack("MGET", *[f"k{i}" for i in range(1000)])
+    assert b"".join(bytes(c) for c in many).startswith(b"*1001\r\n$4\r\nMGET\r\n")

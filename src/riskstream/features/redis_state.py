@@ -38,6 +38,7 @@ touches many keys, so one store needs one Redis (or one hash slot).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,8 @@ from redis.retry import Retry
 
 from riskstream.features import spec as S
 from riskstream.features.state import DEFAULT_WIDTHS, StateStore, _check_shape
+
+log = logging.getLogger("riskstream.redis_state")
 
 #: Replay-guard slots per namespace: (primary, secondary) compared lexicographically. A user's
 #: (last timestamp, tiebreak) strictly grows with each applied event; a merchant's tiebreak may
@@ -67,16 +70,23 @@ DEFAULT_TTL_S = 90 * 86400
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
 
-# Save script. KEYS: per namespace, its expiry index then its record keys. ARGV: ttl_ms,
-# number of namespaces, then per namespace (n, guard slot a, guard slot b, key prefix length,
-# record size, rows packed as ONE string). One string per namespace rather than one argument
-# per row halves what the client has to encode and the server to parse.
-# ZADD/MGET arguments per call: Lua's ``unpack`` is limited by the C stack (LUAI_MAXCSTACK =
-# 8000 slots), so they go 1000 members at a time.
+# Save script. KEYS: the expiry index of each namespace. ARGV: ttl_ms, number of namespaces,
+# then per namespace (n, guard slot a, guard slot b, record size, records packed as ONE
+# string, key prefix, ids concatenated as ONE string, id byte lengths as ONE string of
+# little-endian uint32). Three strings per namespace instead of one argument per key: the
+# client encodes and the server parses 3 arguments, not ~5,000 (measured: argument encoding
+# was most of redis-py's ~12 ms of CPU per 5,000-user save). Not declaring the record keys in
+# KEYS is what Redis Cluster would object to; this store needs one Redis primary anyway.
+# Each record is written with ``SET .. GET`` (Redis >= 6.2), which returns the record it
+# replaced: one call per key instead of GET then SET (-20 % of the script's server time). A
+# stale row -- older than what was stored, rare: a retried or late writer -- is undone by
+# writing the stored record back; the script is atomic, so nobody sees the interval.
+# ZADD arguments per call: Lua's ``unpack`` is limited by the C stack (LUAI_MAXCSTACK = 8000
+# slots), so they go 1000 members at a time.
 _SAVE_LUA = """
 local call = redis.call
 local sub = string.sub
-local unpack_d = struct.unpack
+local unpack_s = struct.unpack
 local ttl_arg = ARGV[1]
 local ttl = tonumber(ttl_arg)
 local ngroups = tonumber(ARGV[2])
@@ -84,44 +94,47 @@ local t = call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = '+inf'
 if ttl > 0 then deadline = string.format('%d', now_ms + ttl) end
-local k = 1
 local stale = 0
 for g = 0, ngroups - 1 do
-  local base = 3 + 6 * g
+  local base = 3 + 8 * g
   local n = tonumber(ARGV[base])
   local ga = tonumber(ARGV[base + 1]) * 8 + 1
   local gb = tonumber(ARGV[base + 2]) * 8 + 1
-  local plen = tonumber(ARGV[base + 3]) + 1
-  local size = tonumber(ARGV[base + 4])
-  local blob = ARGV[base + 5]
-  local index = KEYS[k]
-  k = k + 1
+  local size = tonumber(ARGV[base + 3])
+  local blob = ARGV[base + 4]
+  local prefix = ARGV[base + 5]
+  local ids = ARGV[base + 6]
+  local lens = ARGV[base + 7]
+  local index = KEYS[g + 1]
   local z = {}
   local nz = 0
   local stop = 0
+  local at = 1
   for i = 1, n do
-    local key = KEYS[k]
-    k = k + 1
+    local len = unpack_s('<I4', lens, 4 * i - 3)
+    local id = sub(ids, at, at + len - 1)
+    at = at + len
+    local key = prefix .. id
     local start = stop + 1
     stop = stop + size
     local val = sub(blob, start, stop)
-    local ok = true
-    local cur = call('GET', key)
+    local cur
+    if ttl > 0 then
+      cur = call('SET', key, val, 'PX', ttl_arg, 'GET')
+    else
+      cur = call('SET', key, val, 'GET')
+    end
     if cur and #cur == size then
-      local ca = unpack_d('<d', cur, ga)
-      local na = unpack_d('<d', val, ga)
-      if na < ca or (na == ca and unpack_d('<d', val, gb) < unpack_d('<d', cur, gb)) then
-        ok = false
+      local ca = unpack_s('<d', cur, ga)
+      local na = unpack_s('<d', val, ga)
+      if na < ca or (na == ca and unpack_s('<d', val, gb) < unpack_s('<d', cur, gb)) then
+        -- Stale: put the stored record back (TTL refreshed, as for a fresh write).
+        stale = stale + 1
+        if ttl > 0 then call('SET', key, cur, 'PX', ttl_arg) else call('SET', key, cur) end
       end
     end
-    if ok then
-      if ttl > 0 then call('SET', key, val, 'PX', ttl_arg) else call('SET', key, val) end
-    else
-      stale = stale + 1
-      if ttl > 0 then call('PEXPIRE', key, ttl_arg) end
-    end
     z[nz + 1] = deadline
-    z[nz + 2] = sub(key, plen)
+    z[nz + 2] = id
     nz = nz + 2
     if nz >= 2000 then
       call('ZADD', index, unpack(z, 1, nz))
@@ -141,6 +154,32 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf')
 """
 
 
+#: Commands with at most this many arguments are packed by redis-py's Python serializer, which
+#: sends large values as they are; hiredis's packer (used for the rest, e.g. an MGET of 5,000
+#: keys, where it is several times faster) copies every argument into one buffer, which
+#: measured 20 ms for one 4 MB state save.
+_FEW_ARGS = 64
+
+
+class _Packer:
+    """Command packer: hiredis for many small arguments, Python for a few large ones."""
+
+    def __init__(self) -> None:
+        # redis-py internals (5.x - 8.x): connect() falls back to the default packer if they move.
+        from redis._parsers.encoders import Encoder
+        from redis.connection import HiredisRespSerializer, PythonRespSerializer
+        from redis.utils import HIREDIS_AVAILABLE
+
+        # 6000: redis-py's own buffer cutoff (larger arguments are sent without copying).
+        self._python = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+        self._hiredis = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
+
+    def pack(self, *args: Any) -> list[bytes]:
+        if self._hiredis is None or len(args) <= _FEW_ARGS:
+            return self._python.pack(*args)  # type: ignore[no-any-return]
+        return self._hiredis.pack(*args)
+
+
 def connect(url: str, **kwargs: Any) -> redis.Redis:
     """A client for ``url`` with short timeouts and one quick reconnect attempt per command.
 
@@ -153,6 +192,10 @@ def connect(url: str, **kwargs: Any) -> redis.Redis:
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
         "health_check_interval": 30,
     }
+    try:
+        options["command_packer"] = _Packer()
+    except (ImportError, AttributeError, TypeError) as exc:  # another redis-py: its own packer
+        log.debug("redis-py's default command packer (%s)", exc)
     options.update(kwargs)
     return redis.Redis.from_url(url, **options)
 
@@ -163,6 +206,10 @@ def _escape_glob(text: str) -> str:
 
 class RedisStateStore(StateStore):
     """Records in Redis (see module docstring for layout, atomicity, expiry and memory)."""
+
+    #: Safe for concurrent calls from several threads (redis-py's pool gives each call its own
+    #: connection; a save is one atomic script): the pipeline's write-behind relies on it.
+    thread_safe = True
 
     def __init__(
         self,
@@ -251,12 +298,13 @@ class RedisStateStore(StateStore):
         keys_arg: list[str] = []
         args: list[Any] = [self.ttl_ms, len(updates)]
         for namespace, keys, rows in updates:
-            kp = self._key_prefix(namespace)
             guard_a, guard_b = self.guards[namespace]
             keys_arg.append(self._index(namespace))
-            keys_arg.extend(kp + k for k in keys)
+            ids = [k.encode() for k in keys]
+            lengths = np.fromiter(map(len, ids), dtype="<u4", count=len(ids))
             packed = np.ascontiguousarray(rows, dtype="<f8").tobytes()
-            args += [len(keys), guard_a, guard_b, len(kp.encode()), 8 * rows.shape[1], packed]
+            args += [len(keys), guard_a, guard_b, 8 * rows.shape[1], packed,
+                     self._key_prefix(namespace), b"".join(ids), lengths.tobytes()]
         self.stale_rows += int(self._save(keys=keys_arg, args=args))
 
     def get(self, namespace: str, key: str) -> np.ndarray | None:
