@@ -8,10 +8,17 @@ field and rule that failed. Failures of a store or sink go to the retry policy, 
 off and retries the same batch; nothing is committed meanwhile.
 
 Optional sinks (the Kafka worker uses them; docs/streaming.md): ``results_sink`` gets every
-stored result row and ``dead_letter_sink`` every dead letter with its original message and
-transport metadata. Both are acknowledged before the source position is committed, so they
-are at-least-once: a replayed batch may publish a record again (consumers dedupe by
-``transaction_id``, or by source partition/offset for dead letters).
+stored result row (as the batch's columns, a :class:`~riskstream.storage.batch.ResultBatch`,
+if it has ``publish_results``; as row dicts otherwise) and ``dead_letter_sink`` every dead
+letter with its original message and transport metadata. Both are acknowledged before the
+source position is committed, so they are at-least-once: a replayed batch may publish a
+record again (consumers dedupe by ``transaction_id``, or by source partition/offset for dead
+letters).
+
+Write-behind (``write_behind=True``, with a thread-safe state store such as Redis): a batch's
+writes, in the same order, run on a background thread while the next batch is validated and
+scored against the state the batch in flight will leave (:mod:`riskstream.writebehind`).
+One batch is in flight at most, and batches are committed in order.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from riskstream.features.spec import FEATURES
 from riskstream.metrics import Metrics
 from riskstream.schema import CANONICAL_COLUMNS, validate_frame
 from riskstream.storage.base import ResultsStore
+from riskstream.storage.batch import Column, Const, Matrix, ResultBatch
 from riskstream.transport.base import Batch, Sink, Source
+from riskstream.writebehind import PendingState, Tail
 
 log = logging.getLogger("riskstream.pipeline")
 
@@ -131,8 +140,13 @@ def _letter(
     }
 
 
-def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Store rows for every scored transaction and alert rows for the anomalous ones."""
+#: Canonical columns held as float64 arrays in a :class:`ResultBatch` (NaN = missing).
+_FLOAT_COLUMNS = frozenset({"timestamp", "amount", "lat", "lon"})
+
+
+def result_batch(scored: ScoredBatch) -> ResultBatch:
+    """The stored result of every scored transaction, as columns, plus alert rows for the
+    anomalous ones (see :mod:`riskstream.storage.batch`; no dict per row is built)."""
     f = scored.frame
     now = time.time()
     n = len(f)
@@ -140,46 +154,40 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
     flagged = np.flatnonzero(scored.anomalous)
     reasons_flagged = scored.reasons(flagged) if flagged.size else []
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-    for i, r in zip(flagged, reasons_flagged, strict=True):
+    for i, r in zip(flagged.tolist(), reasons_flagged, strict=True):
         reasons[i] = r
-    # Whole matrices to Python lists once per batch: per-row .tolist() calls cost more.
-    feats = np.round(scored.features, 5).tolist()
-
-    cols = {c: f[c].tolist() for c in CANONICAL_COLUMNS}
-    lat = [None if v != v else v for v in cols["lat"]]
-    lon = [None if v != v else v for v in cols["lon"]]
-    decisions = [DECISIONS[d] for d in scored.decisions.tolist()]
-    scores = scored.scores.tolist()
-    members = np.round(scored.contributions, 6).tolist()
-    shadow = [None] * n if scored.shadow_scores is None else scored.shadow_scores.tolist()
-    # Rows are zipped from per-column lists with one key tuple: the dict building runs in C,
-    # not 26 Python-level lookups per row.
-    names = scored.detectors
-    columns = {
-        **{c: cols[c] for c in CANONICAL_COLUMNS},
-        "lat": lat,
-        "lon": lon,
-        "score": scores,
-        "decision": decisions,
-        "reasons": reasons,
-        "features": [dict(zip(FEATURES, r, strict=True)) for r in feats],
-        "model_version": [scored.model_version] * n,
-        "latency_ms": [per_tx_ms] * n,
-        "scored_at": [now] * n,
-        "detector_scores": [dict(zip(names, r, strict=True)) for r in members],
-        "shadow_score": shadow,
-        "shadow_version": [scored.shadow_version] * n,
+    columns: dict[str, Column] = {
+        c: (f[c].to_numpy(dtype=np.float64) if c in _FLOAT_COLUMNS else f[c].tolist())
+        for c in CANONICAL_COLUMNS
     }
-    keys = tuple(columns)
-    rows = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    decisions = [DECISIONS[d] for d in scored.decisions.tolist()]
+    columns.update(
+        score=np.asarray(scored.scores, dtype=np.float64),
+        decision=decisions,
+        reasons=reasons,
+        # Stored rounded: 5 decimals of a feature, 6 of a score are all anyone reads.
+        features=Matrix(tuple(FEATURES), np.round(scored.features, 5)),
+        model_version=Const(scored.model_version),
+        latency_ms=Const(per_tx_ms),
+        scored_at=Const(now),
+        detector_scores=Matrix(tuple(scored.detectors), np.round(scored.contributions, 6)),
+        shadow_score=(
+            Const(None)
+            if scored.shadow_scores is None
+            else np.asarray(scored.shadow_scores, dtype=np.float64)
+        ),
+        shadow_version=Const(scored.shadow_version),
+    )
+    ids, users = columns["transaction_id"], columns["user_id"]
+    ts, amounts, scores = f["timestamp"], f["amount"], scored.scores
     alerts = [
         {
-            "transaction_id": rows[i]["transaction_id"],
-            "timestamp": rows[i]["timestamp"],
-            "user_id": rows[i]["user_id"],
-            "amount": rows[i]["amount"],
-            "score": rows[i]["score"],
-            "decision": rows[i]["decision"],
+            "transaction_id": ids[i],  # type: ignore[index]
+            "timestamp": float(ts.iat[i]),
+            "user_id": users[i],  # type: ignore[index]
+            "amount": float(amounts.iat[i]),
+            "score": float(scores[i]),
+            "decision": decisions[i],
             "reasons": reasons[i],
             "model_version": scored.model_version,
             "status": "open",
@@ -187,7 +195,34 @@ def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[st
         }
         for i in flagged.tolist()
     ]
-    return rows, alerts
+    return ResultBatch(n, columns, alerts)
+
+
+def result_rows(scored: ScoredBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`result_batch` as row dicts: store rows for every scored transaction and alert
+    rows for the anomalous ones."""
+    batch = result_batch(scored)
+    return batch.to_rows(), batch.alerts
+
+
+def _state_updates(scored: ScoredBatch) -> list[tuple[str, list[str], np.ndarray]]:
+    """The batch's state change as ``save_many`` gets it (the same arrays)."""
+    u = scored.update
+    return [
+        (ns, keys, rows)
+        for ns, keys, rows in (("user", u.user_keys, u.user_rows),
+                               ("merchant", u.merchant_keys, u.merchant_rows))
+        if keys
+    ]
+
+
+def _publish_results(sink: Sink, results: ResultBatch) -> None:
+    """Columns to a sink that takes them (``publish_results``), row dicts to any other."""
+    publish = getattr(sink, "publish_results", None)
+    if publish is not None:
+        publish(results)
+    else:
+        sink.publish(results.to_rows())
 
 
 class Pipeline:
@@ -204,7 +239,13 @@ class Pipeline:
         results_sink: Sink | None = None,
         dead_letter_sink: Sink | None = None,
         max_message_bytes: int | None = None,
+        write_behind: bool = False,
     ) -> None:
+        """``write_behind``: overlap each batch's writes with the next batch's scoring
+        (:mod:`riskstream.writebehind`). Takes effect only with a state store safe for
+        concurrent calls (Redis), and then wraps ``core.state`` in a
+        :class:`~riskstream.writebehind.PendingState`; batches of a model with an online
+        detector still run one after the other."""
         self.core = core
         self.source = source
         self.results = results
@@ -221,8 +262,19 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.health: dict[str, str] = {"state": "ok", "results": "ok", "sink": "ok"}
         self.last_batch_at = 0.0
-        #: Called between batches, never during one (e.g. model hot-swap).
+        #: Called between batches, never during one (e.g. model hot-swap). With write-behind,
+        #: the previous batch's writes may still be running (they need nothing a hook changes).
         self.between_batches: list[Callable[[], None]] = []
+        self._tail = Tail()
+        #: A write-behind failure that a drain outside the loop (a Kafka revocation) saw: the
+        #: loop raises it before its next batch, so nothing is committed past that batch.
+        self._failed: BaseException | None = None
+        #: The state as seen with the batch in flight (write-behind), or None (sequential).
+        self._pending: PendingState | None = None
+        if write_behind and getattr(core.state, "thread_safe", False):
+            if not isinstance(core.state, PendingState):
+                core.state = PendingState(core.state)
+            self._pending = core.state  # type: ignore[assignment]
 
     def _retry(self, component: str, action: Callable[[], Any]) -> Any:
         attempt = 0
@@ -245,7 +297,14 @@ class Pipeline:
                     raise Stopped from exc
 
     def process(self, batch: Batch) -> ScoredBatch | None:
-        """One micro-batch, end to end. Returns the scored batch (None if nothing valid)."""
+        """One micro-batch, end to end. Returns the scored batch (None if nothing valid).
+
+        With write-behind active (:mod:`riskstream.writebehind`), the batch's writes are
+        still running when this returns; they are done when the next ``process`` hands its
+        own over, or on :meth:`drain`.
+        """
+        if self._failed is not None:
+            raise self._failed
         started = time.perf_counter()
         frame, letters, origins, row_origins = decode_indexed(batch, self.max_message_bytes)
         valid, errors = validate_frame(frame)
@@ -257,24 +316,81 @@ class Pipeline:
             ]
             origins += [int(row_origins[e.index]) for e in errors]
         if letters:
+            # The dead-letter sink may share a producer with the results sink (one thread
+            # at a time): the batch in flight finishes first.
+            self._tail.wait()
             self._dead_letters(batch, letters, origins)
+        if len(valid) and self._pending is not None and not self._learns_online():
+            return self._hand_over(batch, valid, started)
+        self._tail.wait()
         scored = None
         if len(valid):
             with self.lock:
                 # Scoring reads user state (a Redis round trip when state is shared): an outage
                 # there is retried like the results store's, and nothing is committed meanwhile.
                 scored = self._retry("state", lambda: self.core.score(valid))
-                rows, alerts = result_rows(scored)
-                self._retry("results", lambda: self.results.write(rows, alerts))
-                if self.results_sink is not None:
-                    self._retry("sink", lambda: self.results_sink.publish(rows))  # type: ignore[union-attr]
-                if self.sink is not None and alerts:
-                    self._retry("sink", lambda: self.sink.publish(alerts))  # type: ignore[union-attr]
-                self._retry("state", lambda: self.core.commit(scored))
+                results = result_batch(scored)
+                self._write(scored, results)
             self._observe(scored, time.perf_counter() - started)
         self._retry("source", lambda: self.source.commit(batch))
         self.last_batch_at = time.time()
         return scored
+
+    def _write(self, scored: ScoredBatch, results: ResultBatch) -> None:
+        """Results durable, then published, then the state change saved (the order that makes
+        a replay harmless; module docstring)."""
+        self._write_results(results)
+        self._retry("state", lambda: self.core.commit(scored))
+
+    def _write_results(self, results: ResultBatch) -> None:
+        alerts = results.alerts
+        self._retry("results", lambda: self.results.write(results, alerts))
+        if self.results_sink is not None:
+            self._retry("sink", lambda: _publish_results(self.results_sink, results))  # type: ignore[arg-type]
+        if self.sink is not None and alerts:
+            self._retry("sink", lambda: self.sink.publish(alerts))  # type: ignore[union-attr]
+
+    def _hand_over(self, batch: Batch, valid: pd.DataFrame, started: float) -> ScoredBatch:
+        """Write-behind: score now (state as the batch in flight will leave it), write later."""
+        pending = self._pending
+        assert pending is not None
+        with self.lock:
+            scored = self._retry("state", lambda: self.core.score(valid))
+            results = result_batch(scored)
+            updates = _state_updates(scored)
+            pending.hold(updates)
+
+        def save() -> None:
+            self._retry("state", lambda: self.core.commit(scored))
+            self._observe(scored, time.perf_counter() - started)
+            self._retry("source", lambda: self.source.commit(batch))
+            self.last_batch_at = time.time()
+
+        try:
+            # Waits until the batch before has its results written; this one's state is
+            # saved after that one's (module docstring of riskstream.writebehind).
+            self._tail.start(lambda: self._write_results(results),
+                             save, lambda: pending.release(updates))
+        except BaseException:
+            pending.release(updates)  # abandoned (left uncommitted, for replay)
+            raise
+        return scored
+
+    def drain(self) -> None:
+        """Wait until the batch in flight (write-behind) is durable and committed; raise what
+        its writes raised (:class:`Stopped` if the loop was stopped while they retried).
+        The failure is also kept, so the loop stops before its next batch even when the drain
+        ran outside it."""
+        try:
+            self._tail.wait()
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    def _learns_online(self) -> bool:
+        """An online detector learns at commit, before the next batch may be scored."""
+        bundles = (self.core.bundle, self.core.shadow)
+        return any(m.detector.online for b in bundles if b is not None for m in b.members)
 
     def _dead_letters(
         self, batch: Batch, letters: list[dict[str, Any]], origins: list[int]
@@ -331,9 +447,13 @@ class Pipeline:
                 scored = self.process(batch)
             except Stopped:
                 log.warning("stopped while retrying; batch left uncommitted for replay")
-                return
+                break
             if on_batch is not None:
                 on_batch(scored)
+        try:
+            self.drain()  # write-behind: the last batch is durable and committed on return
+        except Stopped:
+            log.warning("stopped while retrying; batch left uncommitted for replay")
 
     def stop(self) -> None:
         self.stop_event.set()

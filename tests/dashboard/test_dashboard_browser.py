@@ -123,7 +123,8 @@ def test_alert_opens_with_reasons_and_a_fraud_verdict_persists(
         r["code"] for r in api["reasons"]
     ]
     assert page.locator("table.det tbody tr").count() >= 2  # each detector + the final score
-    assert page.get_by_text("Usual amount").is_visible()
+    # exact: a reason's text ("... the usual amount spent ...") may contain the words too
+    assert page.get_by_text("Usual amount", exact=True).is_visible()
     assert page.locator("#user-timeline svg circle").count() >= 1
 
     page.fill("#label-note", "cardholder confirmed it was not them")

@@ -52,6 +52,16 @@ def produce(settings: Any, frame: pd.DataFrame) -> None:
     assert producer.flush() == 0 and producer.failed == 0
 
 
+REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def shared_state(backend: str) -> dict[str, Any]:
+    """Worker settings for ``redis`` state (own key prefix); none for per-partition memory."""
+    if backend != "redis":
+        return {}
+    return {"state_url": REDIS_URL, "state_prefix": f"rs-kafka-{uuid.uuid4().hex[:8]}:"}
+
+
 def clean_user_states(bundle: Any, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """User records after one uninterrupted run over ``frame`` (the reference)."""
     valid, errors = validate_frame(frame.drop(columns=["label", "scenario"], errors="ignore"))
@@ -82,6 +92,24 @@ def assert_same_states(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
     assert sorted(got) == sorted(want)
     differ = [u for u in want if not np.array_equal(got[u], want[u])]
     assert not differ, f"{len(differ)} users differ from a clean run, e.g. {differ[:3]}"
+
+
+def assert_final_states(backend: str, settings: Any, want: dict[str, np.ndarray]) -> None:
+    """Every user's state equals ``want``: from the partition snapshots (``memory``) or the
+    shared store (``redis``, which is cleared afterwards)."""
+    if backend == "memory":
+        assert_same_states(snapshot_states(settings), want)
+        return
+    from riskstream.runtime import open_state
+
+    store = open_state(settings)
+    try:
+        users = sorted(want)
+        assert store.count("user") == len(users)
+        assert_same_states(dict(zip(users, store.load("user", users), strict=True)), want)
+    finally:
+        store.clear()
+        store.close()
 
 
 def committed_total(settings: Any) -> int:
@@ -154,15 +182,20 @@ def test_each_transaction_scored_once_and_alerts_published(
     assert_same_states(snapshot_states(settings), clean_user_states(tiny_bundle, frame))
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_two_workers_split_partitions_and_hand_over_user_state(
+    backend: str,
     kafka_settings: Callable[..., Any],
     start_worker: Callable[..., Any],
     waiter: Callable[..., Any],
     tiny_bundle: Any,
 ) -> None:
+    """``memory``: moved users continue from the previous owner's snapshot. ``redis``: the
+    state is shared and batches are written behind (pipeline write-behind); a revocation
+    first finishes the batches in flight, so the hand-over still scores nothing twice."""
     from riskstream.simulate import SimConfig, simulate
 
-    settings = kafka_settings(kafka_batch_size=300)
+    settings = kafka_settings(kafka_batch_size=300, **shared_state(backend))
     frame = ordered(simulate(SimConfig(n_users=400, n_merchants=60, days=5.0, seed=21)))
     n, half = len(frame), len(frame) // 2
     create_topics(settings)
@@ -190,8 +223,8 @@ def test_two_workers_split_partitions_and_hand_over_user_state(
     assert a.processed > half and b.processed > 0  # both contributed
     assert a.processed + b.processed == n  # a clean hand-over scores nothing twice
     assert committed_total(settings) == n
-    # Users of moved partitions continued from A's snapshot on B: same state as one clean run.
-    assert_same_states(snapshot_states(settings), clean_user_states(tiny_bundle, frame))
+    # Users of moved partitions continued from A's state on B: same state as one clean run.
+    assert_final_states(backend, settings, clean_user_states(tiny_bundle, frame))
 
 
 def test_malformed_messages_go_to_the_dead_letter_topic(
@@ -338,7 +371,6 @@ def test_outages_pause_consumption_commit_nothing_and_lose_nothing(
 
 
 #: A real Redis for the shared-state variant (``make test`` checks it is up).
-REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.mark.slow
@@ -369,12 +401,8 @@ def test_kill_9_mid_stream_then_restart_loses_and_double_counts_nothing(
     from riskstream.streaming.tansu import free_port
 
     port = free_port()
-    shared: dict[str, Any] = (
-        {"state_url": REDIS_URL, "state_prefix": f"rs-kafka-{uuid.uuid4().hex[:8]}:"}
-        if backend == "redis" else {}
-    )
     settings = kafka_settings(kafka_batch_size=500, kafka_checkpoint_every_s=1.0, port=port,
-                              **shared)
+                              **shared_state(backend))
     frame = ordered(simulate(SimConfig(n_users=600, n_merchants=80, days=7.0, seed=33)))
     n = len(frame)
     create_topics(settings)
@@ -429,21 +457,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_double_counts_nothing(
         results.close()
     assert producer.sent == n and producer.failed == 0
     assert committed_total(settings) == n  # the drain committed every offset
-    want = clean_user_states(tiny_bundle, frame)
-    if backend == "memory":
-        assert_same_states(snapshot_states(settings), want)
-    else:
-        from riskstream.runtime import open_state
-
-        store = open_state(settings)
-        try:
-            users = sorted(want)
-            assert store.count("user") == len(users)
-            got = dict(zip(users, store.load("user", users), strict=True))
-            assert_same_states(got, want)
-        finally:
-            store.clear()
-            store.close()
+    assert_final_states(backend, settings, clean_user_states(tiny_bundle, frame))
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from riskstream import __version__
 from riskstream.dashboard import mount_dashboard
 from riskstream.dashboard.detail import detector_scores
 from riskstream.features import spec as S
-from riskstream.pipeline import result_rows
+from riskstream.pipeline import result_batch
 from riskstream.runtime import Runtime
 from riskstream.schema import Transaction, parse_timestamp, records_to_frame
 
@@ -228,8 +228,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             scored = runtime.core.score(frame, apply=not dry_run)
             result = scored.result(0)
             if not dry_run:
-                rows, alerts = result_rows(scored)
-                new = runtime.results.write(rows, alerts)
+                results = result_batch(scored)
+                new = runtime.results.write(results, results.alerts)
                 runtime.core.commit(scored)
                 result["duplicate"] = new == 0
         m = runtime.metrics

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
+
+from riskstream.storage.batch import ResultBatch
 
 #: Analyst verdict -> alert status once labelled (``open`` before any label).
 VERDICT_STATUS: dict[str, str] = {"fraud": "confirmed", "legitimate": "dismissed"}
@@ -22,8 +25,13 @@ BREAKDOWN_COLUMNS: tuple[str, ...] = (
 
 class ResultsStore(ABC):
     @abstractmethod
-    def write(self, rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
-        """Store scored rows and alerts atomically; return how many rows were new."""
+    def write(
+        self, rows: ResultBatch | Sequence[dict[str, Any]], alerts: Sequence[dict[str, Any]]
+    ) -> int:
+        """Store scored rows and alerts atomically; return how many rows were new.
+
+        ``rows`` is a :class:`~riskstream.storage.batch.ResultBatch` (the pipeline's columns)
+        or row dicts (``ResultBatch.from_rows`` turns them into one); both store the same."""
 
     @abstractmethod
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None: ...

@@ -126,7 +126,12 @@ class KafkaWorker:
                 self.publisher, self.topics.dlq, s.kafka_dlq_max_payload_bytes
             ),
             max_message_bytes=s.kafka_max_message_bytes,
+            # Effective with shared (Redis) state only: per-partition memory state is
+            # checkpointed between batches and is not thread-safe.
+            write_behind=True,
         )
+        # A revocation first lets the batches in flight finish: a clean hand-over.
+        self.source.before_revoke = self.pipeline.drain
         # One health map: the source reports the broker in it, the pipeline its stores.
         self.pipeline.health.update(self.source.health)
         self.source.health = self.pipeline.health
