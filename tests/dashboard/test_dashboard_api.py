@@ -22,10 +22,8 @@ REASON = {"code": "NEW_DEVICE", "feature": "new_device", "value": 1.0,
           "text": "device never seen for this user"}
 
 
-@pytest.fixture
-def runtime(make_runtime: Callable[..., Any], make_scored: Callable[..., Any]) -> Any:
-    """A runtime holding 30 scored transactions, every tenth one a review alert."""
-    rt = make_runtime()
+def seed_thirty(rt: Any, make_scored: Callable[..., Any]) -> None:
+    """30 scored transactions in ``rt``'s results store, every tenth one a review alert."""
     rows = [
         make_scored(i, score=0.995, decision="review", reasons=[REASON])
         if i % 10 == 9
@@ -33,6 +31,13 @@ def runtime(make_runtime: Callable[..., Any], make_scored: Callable[..., Any]) -
         for i in range(30)
     ]
     rt.results.write([r for r, _ in rows], [a for _, a in rows if a])
+
+
+@pytest.fixture
+def runtime(make_runtime: Callable[..., Any], make_scored: Callable[..., Any]) -> Any:
+    """A runtime holding 30 scored transactions, every tenth one a review alert."""
+    rt = make_runtime()
+    seed_thirty(rt, make_scored)
     return rt
 
 
@@ -252,13 +257,7 @@ def test_the_same_api_over_postgresql(
 ) -> None:
     """Page data, queue, labels and stream on a PostgreSQL results store."""
     rt = make_runtime(db_url=pg_url)
-    rows = [
-        make_scored(i, score=0.995, decision="review", reasons=[REASON])
-        if i % 10 == 9
-        else make_scored(i, score=0.3)
-        for i in range(30)
-    ]
-    rt.results.write([r for r, _ in rows], [a for _, a in rows if a])
+    seed_thirty(rt, make_scored)
     client = TestClient(create_app(rt))
     s = client.get("/dashboard/api/summary").json()
     assert s["totals"]["review"] == 3 and s["top_reasons"][0]["code"] == "NEW_DEVICE"

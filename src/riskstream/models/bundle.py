@@ -184,8 +184,7 @@ class ModelBundle:
                 det.fit(X, tuple(model_features))
                 raw = det.score(X)
             members.append(Member(det, QuantileCalibrator.fit(raw), float(weight)))
-        weights = np.array([m.weight for m in members])
-        combined = combine(_surprisals(members, X, sequences), weights, combine_rule)
+        combined = _combined(members, _surprisals(members, X, sequences), combine_rule)
         reference = np.quantile(features, REFERENCE_LEVELS, axis=0).T
         bundle = cls(
             spec,
@@ -218,7 +217,9 @@ class ModelBundle:
 
     def raw_scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
         """The members' surprisals combined by the bundle's rule (before ensemble calibration)."""
-        return self.score_all(features, sequences)[0]
+        return _combined(
+            self.members, self._member_surprisal(features, sequences), self.combine_rule
+        )
 
     def scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
         """Calibrated anomaly scores in [0, 1]."""
@@ -231,7 +232,7 @@ class ModelBundle:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw ensemble, calibrated ensemble, per-member calibrated) in one pass."""
         surprisal = self._member_surprisal(features, sequences)
-        raw = combine(surprisal, np.array([m.weight for m in self.members]), self.combine_rule)
+        raw = _combined(self.members, surprisal, self.combine_rule)
         return raw, self.calibrator.transform(raw), -np.expm1(-surprisal)
 
     def learn_online(self, features: np.ndarray, mask: np.ndarray) -> None:
@@ -341,6 +342,11 @@ def _surprisals(members: list[Member], X: np.ndarray, sequences: np.ndarray | No
 
 
 COMBINE_RULES = ("max", "mean")
+
+
+def _combined(members: list[Member], surprisal: np.ndarray, rule: str) -> np.ndarray:
+    """:func:`combine` with the members' weights."""
+    return combine(surprisal, np.array([m.weight for m in members]), rule)
 
 
 def combine(surprisal: np.ndarray, weights: np.ndarray, rule: str = "max") -> np.ndarray:
