@@ -166,11 +166,11 @@ def result_batch(scored: ScoredBatch) -> ResultBatch:
         decision=decisions,
         reasons=reasons,
         # Stored rounded: 5 decimals of a feature, 6 of a score are all anyone reads.
-        features=Matrix(tuple(FEATURES), np.round(scored.features, 5)),
+        features=Matrix.rounded(FEATURES, scored.features, 5),
         model_version=Const(scored.model_version),
         latency_ms=Const(per_tx_ms),
         scored_at=Const(now),
-        detector_scores=Matrix(tuple(scored.detectors), np.round(scored.contributions, 6)),
+        detector_scores=Matrix.rounded(scored.detectors, scored.contributions, 6),
         shadow_score=(
             Const(None)
             if scored.shadow_scores is None

@@ -339,10 +339,14 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
         out[name] = text
     for name, limit in (("lat", 90.0), ("lon", 180.0)):
         if name in frame.columns:
-            vals = _numeric(frame[name]).to_numpy()
-            raw_missing = frame[name].isna().to_numpy() | (
-                frame[name].astype(object).astype(str).str.strip() == ""
-            ).to_numpy()
+            raw = frame[name]
+            vals = _numeric(raw).to_numpy()
+            raw_missing = raw.isna().to_numpy()
+            if not pd.api.types.is_numeric_dtype(raw):
+                # Blank text counts as missing. Only text columns need the check: str() of a
+                # float column's every value cost ~15 % of validating a batch.
+                blank = raw.astype(object).astype(str).str.strip() == ""
+                raw_missing = raw_missing | blank.to_numpy()
             flag(np.isnan(vals) & ~raw_missing, name, "Input should be a valid number")
             with np.errstate(invalid="ignore"):
                 flag(vals < -limit, name, f"Input should be greater than or equal to {-limit:g}")

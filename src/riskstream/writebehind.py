@@ -89,10 +89,19 @@ class PendingState(StateStore):
             out = self.inner.load(namespace, keys)
             pending = self._pending[namespace]
             if pending:
-                for i, key in enumerate(keys):
-                    hit = pending.get(key)
+                # Copy the pending rows in with one fancy-indexed assignment per held array
+                # (a batch or two in flight), not one numpy call per key.
+                hits = list(map(pending.get, keys))
+                where: dict[int, tuple[np.ndarray, list[int], list[int]]] = {}
+                for i, hit in enumerate(hits):
                     if hit is not None:
-                        out[i] = hit[0][hit[1]]
+                        group = where.get(id(hit[0]))
+                        if group is None:
+                            group = where[id(hit[0])] = (hit[0], [], [])
+                        group[1].append(i)
+                        group[2].append(hit[1])
+                for rows, dst, src in where.values():
+                    out[dst] = rows[src]
             return out
 
     def get(self, namespace: str, key: str) -> np.ndarray | None:

@@ -504,3 +504,14 @@ def test_features_are_finite_on_a_stream(make_stream: StreamFactory) -> None:
     assert (feat(f, "tx_count_1h") >= 1.0).all()
     assert ((feat(f, "hour_rarity") >= 0.0) & (feat(f, "hour_rarity") < 1.0)).all()
     assert set(np.unique(f[:, F["new_device"]])) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_hash_column_values_are_pinned(dtype: object) -> None:
+    """Hashes live in stored user state (known devices, merchants, tiebreaks): a faster
+    implementation must give the very same values, for Arrow-backed and object text alike."""
+    values = pd.Series(["u-000001", "m-42", "é", "", None, "u-000001"], dtype=dtype)
+    assert hash_column(values).tolist() == [
+        2113080204430027.0, 505394246341605.0, 2296131610011879.0, 0.0, 0.0, 2113080204430027.0
+    ]
+    assert hash_column(values.to_numpy(dtype=object)).tolist() == hash_column(values).tolist()

@@ -86,6 +86,48 @@ def test_upgrade_from_0001_keeps_data_and_links_labels(db_url: str) -> None:
         store.close()
 
 
+def test_upgrade_from_0004_keeps_row_json_and_narrows_the_decision_index(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO scored_transactions (transaction_id, \"timestamp\", user_id, amount,"
+                " score, decision, reasons, features, detector_scores, scored_at) VALUES "
+                "('t1', 100.0, 'u1', 9.5, 0.995, 'block', '[]', '{\"log_amount\": 2.25}',"
+                " '{\"isolation_forest\": 0.99}', 1.0),"
+                "('t2', 200.0, 'u1', 3.0, 0.1, 'allow', '[]', NULL, NULL, 1.0)"))
+        assert migrate.upgrade(engine) == ("0004", migrate.HEAD)
+        indexes = {i["name"] for i in inspect(engine).get_indexes("scored_transactions")}
+        assert "ix_scored_flagged_ts" in indexes and "ix_scored_decision_ts" not in indexes
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                types = dict(conn.execute(text(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = "
+                    "'scored_transactions' AND column_name IN ('features', 'detector_scores')"
+                )).all())
+                where = conn.execute(text(
+                    "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE c.relname = 'ix_scored_flagged_ts' "
+                    "AND c.relnamespace = current_schema()::regnamespace")).scalar_one()
+            assert types == {"features": "text", "detector_scores": "text"}
+            assert "allow" in where
+    finally:
+        engine.dispose()
+    store = SQLResultsStore(db_url)
+    try:
+        rows = {r["transaction_id"]: r for r in store.transactions(user_id="u1")}
+        assert rows["t1"]["features"] == {"log_amount": 2.25}
+        assert rows["t1"]["detector_scores"] == {"isolation_forest": 0.99}
+        assert rows["t2"]["features"] is None
+        assert [r["transaction_id"] for r in store.transactions(decision="block")] == ["t1"]
+        assert [r["transaction_id"] for r in store.transactions(decision="allow")] == ["t2"]
+    finally:
+        store.close()
+
+
 def test_pre_migration_database_is_adopted(db_url: str) -> None:
     engine = make_engine(db_url)
     try:

@@ -27,12 +27,16 @@ def hash_column(values: pd.Series | np.ndarray) -> np.ndarray:
     >>> h = hash_column(pd.Series(["a", "", "a"])); bool(h[0] == h[2] and h[1] == 0)
     True
     """
-    arr = np.asarray(values, dtype=object)
-    hashed = pd.util.hash_array(arr, categorize=True) & _HASH_MASK
-    out = (hashed | np.uint64(1)).astype(np.float64)
-    empty = pd.isna(arr) | (arr == "")
-    out[empty] = 0.0
-    return out
+    # pandas' siphash of each distinct value, spread by the factorize codes: the same hashes
+    # as pd.util.hash_array(categorize=True), which factorizes too, but through an object
+    # array and pandas' own hash table -- 2.5-4x slower on Arrow-backed text, where
+    # pd.factorize runs in Arrow (the hashes live in stored user state: they must not change).
+    codes, uniques = pd.factorize(values)  # missing: code -1
+    distinct = np.asarray(uniques, dtype=object)
+    hashed = (pd.util.hash_array(distinct, categorize=False) & _HASH_MASK) | np.uint64(1)
+    table = np.append(hashed.astype(np.float64), 0.0)  # index -1: missing -> 0
+    table[:-1][distinct == ""] = 0.0
+    return table[codes]
 
 
 @dataclass

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from riskstream.storage.numtext import json_objects
+
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: COPY text spelling of SQL NULL.
 COPY_NULL = "\\N"
@@ -64,6 +66,14 @@ class Matrix:
 
     names: tuple[str, ...]
     values: np.ndarray  # (n, len(names)) float64
+    #: Set when every value is rounded to this many decimals (see :meth:`rounded`): the rows
+    #: are then spelled by a compiled loop (:mod:`riskstream.storage.numtext`).
+    decimals: int | None = None
+
+    @classmethod
+    def rounded(cls, names: Sequence[str], values: np.ndarray, decimals: int) -> Matrix:
+        """``values`` rounded to ``decimals`` places (what is stored and published)."""
+        return cls(tuple(names), np.round(values, decimals), decimals)
 
     def dicts(self) -> list[dict[str, float | None]]:
         names = self.names
@@ -86,6 +96,10 @@ class ResultBatch:
     #: Each Matrix column's values as text, one list per key (rendered once per batch for the
     #: COPY text and the JSON records alike).
     _matrix_cache: dict[str, list[list[str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    #: A rounded Matrix column's whole JSON object per row (or None: not renderable so).
+    _object_cache: dict[str, list[str] | None] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -238,7 +252,16 @@ class ResultBatch:
 
     def _matrix_pieces(self, name: str | None, col: Matrix) -> list[Piece]:
         """``{"a":`` values of a ``,"b":`` values of b ``}`` (the values of the column
-        ``name`` rendered once a batch; ``None``: a matrix not in ``columns``, not cached)."""
+        ``name`` rendered once a batch; ``None``: a matrix not in ``columns``, not cached).
+        A rounded matrix comes as one piece: each row's whole object, compiled-loop spelled."""
+        if col.decimals is not None and self.n:
+            rows = self._object_cache.get(name) if name is not None else None
+            if rows is None and (name is None or name not in self._object_cache):
+                rows = _object_rows(col)
+                if name is not None:
+                    self._object_cache[name] = rows
+            if rows is not None:
+                return [rows]
         values = None if name is None else self._matrix_cache.get(name)
         if values is None:
             values = _matrix_values(col)
@@ -296,6 +319,17 @@ def _render(pieces: list[Piece], n: int) -> str:
     for j, p in enumerate(merged):
         flat[j::m] = [p] * n if isinstance(p, str) else p
     return "".join(flat)
+
+
+def _object_rows(m: Matrix) -> list[str] | None:
+    """Each row's JSON object via :func:`numtext.json_objects`, or None where that does not
+    apply: more decimals than the fixed-point writer handles, a value too large for it, or a
+    key whose JSON spelling holds a backslash (the rows go into COPY text unescaped)."""
+    if m.decimals is None or not 0 <= m.decimals <= 15:
+        return None
+    if any("\\" in _json_text(k) for k in m.names):
+        return None
+    return json_objects(m.names, m.values, m.decimals)
 
 
 def _matrix_values(m: Matrix) -> list[list[str]]:
