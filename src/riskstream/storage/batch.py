@@ -255,11 +255,12 @@ class ResultBatch:
         ``name`` rendered once a batch; ``None``: a matrix not in ``columns``, not cached).
         A rounded matrix comes as one piece: each row's whole object, compiled-loop spelled."""
         if col.decimals is not None and self.n:
-            rows = self._object_cache.get(name) if name is not None else None
-            if rows is None and (name is None or name not in self._object_cache):
+            if name is None:
                 rows = _object_rows(col)
-                if name is not None:
-                    self._object_cache[name] = rows
+            elif name in self._object_cache:
+                rows = self._object_cache[name]
+            else:
+                rows = self._object_cache[name] = _object_rows(col)
             if rows is not None:
                 return [rows]
         values = None if name is None else self._matrix_cache.get(name)
@@ -323,9 +324,9 @@ def _render(pieces: list[Piece], n: int) -> str:
 
 def _object_rows(m: Matrix) -> list[str] | None:
     """Each row's JSON object via :func:`numtext.json_objects`, or None where that does not
-    apply: more decimals than the fixed-point writer handles, a value too large for it, or a
-    key whose JSON spelling holds a backslash (the rows go into COPY text unescaped)."""
-    if m.decimals is None or not 0 <= m.decimals <= 15:
+    apply: a matrix the fixed-point writer declines, or a key whose JSON spelling holds a
+    backslash (the rows go into COPY text unescaped)."""
+    if m.decimals is None:
         return None
     if any("\\" in _json_text(k) for k in m.names):
         return None

@@ -16,7 +16,8 @@ The spelling can differ from orjson's shortest form (``0.00001`` rather than ``1
 never the value.
 
 NaN and infinities become ``null`` (as orjson writes them). A value too large for a 53-bit
-``k`` makes :func:`json_objects` return ``None``: the caller falls back to orjson.
+``k``, or more than :data:`MAX_DECIMALS` decimals, makes :func:`json_objects` return
+``None``: the caller falls back to orjson.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from numba import njit
 
 #: |k| must stay below 2**53 for ``rint(v * 10**d)`` to be the exact integer numpy used.
 _MAX_SCALED = 2.0**53
+#: Most decimals written: 10**15 still leaves integer digits within 2**53.
+MAX_DECIMALS = 15
 #: Upper bound of one number's text: sign, 16 integer digits, point, up to 15 decimals.
 _NUMBER_WIDTH = 34
 
@@ -100,6 +103,8 @@ def json_objects(names: Sequence[str], values: np.ndarray, decimals: int) -> lis
     >>> json_objects(("a", "b"), np.array([[1.5, -0.00001], [float("nan"), 120.0]]), 5)
     ['{"a":1.5,"b":-0.00001}', '{"a":null,"b":120.0}']
     """
+    if not 0 <= decimals <= MAX_DECIMALS:
+        return None
     n = values.shape[0]
     if not n or not names:
         return ["{}"] * n
