@@ -17,6 +17,7 @@ from riskstream.models.bundle import DETECTORS as REGISTERED
 from riskstream.models.hst import HalfSpaceTreesDetector
 from riskstream.models.iforest import average_path_length
 from riskstream.models.sequence import SequenceDetector
+from riskstream.models.tails import MarginalTailsDetector
 
 NAMES = ("a", "b", "c", "d")
 
@@ -94,6 +95,7 @@ DETECTORS: dict[str, Case] = {
     ),
     "autoencoder": _blob_case(lambda: AutoencoderDetector(epochs=8, seed=7)),
     "half_space_trees": _blob_case(lambda: HalfSpaceTreesDetector(window=250, seed=7)),
+    "marginal_tails": _blob_case(MarginalTailsDetector),
     "sequence": Case(
         lambda: SequenceDetector(epochs=6, seed=7),
         SEQUENCE,

@@ -25,12 +25,14 @@ from riskstream.models.calibration import QuantileCalibrator
 from riskstream.models.hst import HalfSpaceTreesDetector
 from riskstream.models.iforest import IsolationForestDetector
 from riskstream.models.sequence import SequenceDetector
+from riskstream.models.tails import MarginalTailsDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     IsolationForestDetector.kind: IsolationForestDetector,
     AutoencoderDetector.kind: AutoencoderDetector,
     SequenceDetector.kind: SequenceDetector,
     HalfSpaceTreesDetector.kind: HalfSpaceTreesDetector,
+    MarginalTailsDetector.kind: MarginalTailsDetector,
 }
 #: The seed design's ensemble weights (Isolation Forest 0.4, autoencoder 0.4, sequence 0.2)
 #: plus the online Half-Space Trees at the Isolation Forest's weight, used by
@@ -45,24 +47,28 @@ SEED_WEIGHTS: dict[str, float] = {
 
 
 def parse_detectors(spec: str) -> list[tuple[Detector, float]]:
-    """``"isolation_forest:0.4,autoencoder:0.4"`` (or ``"seed"``) -> fresh (detector, weight)s.
+    """``"isolation_forest:0.4,autoencoder:0.4"`` -> fresh (detector, weight)s; ``seed`` in the
+    list stands for the seed design's members (:data:`SEED_WEIGHTS`).
 
     >>> [(d.kind, w) for d, w in parse_detectors("isolation_forest:1")]
     [('isolation_forest', 1.0)]
+    >>> [d.kind for d, _ in parse_detectors("seed,marginal_tails:0.4")][-2:]
+    ['half_space_trees', 'marginal_tails']
     """
-    pairs = (
-        SEED_WEIGHTS.items()
-        if spec == "seed"
-        else (
-            (name.strip(), float(weight or 1.0))
-            for name, _, weight in (part.partition(":") for part in spec.split(","))
-        )
-    )
+    pairs: list[tuple[str, float]] = []
+    for part in spec.split(","):
+        name, _, weight = part.strip().partition(":")
+        if name == "seed" and not weight:
+            pairs.extend(SEED_WEIGHTS.items())
+        else:
+            pairs.append((name.strip(), float(weight or 1.0)))
     out = []
     for name, weight in pairs:
         if name not in DETECTORS:
             raise ValueError(f"unknown detector {name!r}; known: {sorted(DETECTORS)}")
         out.append((DETECTORS[name](), weight))
+    if len({d.kind for d, _ in out}) < len(out):
+        raise ValueError(f"a detector is listed twice in {spec!r}")
     return out
 
 

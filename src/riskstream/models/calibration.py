@@ -54,14 +54,8 @@ class QuantileCalibrator:
         scores = np.asarray(scores, dtype=np.float64)
         p = np.interp(scores, uq, ul, left=0.0, right=ul[-1])
         out = -np.log1p(-p)
-        q_b, s_b = uq[-1], -np.log1p(-ul[-1])
-        anchor = np.searchsorted(ul, _TAIL_FROM)
-        q_a = uq[min(anchor, len(uq) - 1)]
-        s_a = -np.log1p(-ul[min(anchor, len(uq) - 1)])
-        width = q_b - q_a if q_b > q_a else max(abs(q_b), 1.0) * 1e-9
-        slope = max(s_b - s_a, 1.0) / width
-        beyond = scores > q_b
-        out[beyond] = s_b + slope * (scores[beyond] - q_b)
+        beyond = scores > uq[-1]
+        out[beyond] = exponential_tail(uq, ul, scores[beyond])
         return out
 
     def transform(self, scores: np.ndarray) -> np.ndarray:
@@ -71,3 +65,16 @@ class QuantileCalibrator:
 
 #: The exponential tail is fitted from this level up to the last dense level (0.99999).
 _TAIL_FROM = 0.999
+
+
+def exponential_tail(values: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Surprisal ``-ln(1 - p)`` of ``x`` past the last of the distinct, increasing quantile
+    ``values`` (reached at ``levels``): the line through the surprisals at the levels
+    0.999 and 0.99999 carried on, at least one nat per tail width, so scores above every
+    training score stay ordered instead of tying."""
+    q_b, s_b = values[-1], -np.log1p(-levels[-1])
+    anchor = min(int(np.searchsorted(levels, _TAIL_FROM)), len(values) - 1)
+    q_a, s_a = values[anchor], -np.log1p(-levels[anchor])
+    width = q_b - q_a if q_b > q_a else max(abs(q_b), 1.0) * 1e-9
+    slope = max(s_b - s_a, 1.0) / width
+    return s_b + slope * (np.asarray(x, dtype=np.float64) - q_b)
