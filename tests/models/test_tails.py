@@ -80,7 +80,9 @@ def test_bundle_with_tails_round_trips(tmp_path) -> None:  # type: ignore[no-unt
 
     X = np.abs(np.random.default_rng(7).normal(size=(3000, len(FEATURES))))
     bundle = ModelBundle.train(
-        X, FeatureSpec(), ("log_amount", "context_amount_ratio"),
+        X,
+        FeatureSpec(),
+        ("log_amount", "context_amount_ratio"),
         detector=MarginalTailsDetector(),
     )
     back = ModelBundle.load(bundle.save(tmp_path / "m.npz"))

@@ -117,7 +117,9 @@ class MarginalTailsDetector(Detector):
         return meta, {"upper": self._upper, "lower": self._lower}
 
     @classmethod
-    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MarginalTailsDetector:
+    def from_arrays(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> MarginalTailsDetector:
         det = cls()
         det.names = tuple(meta["names"])
         det._upper = np.asarray(arrays["upper"], dtype=np.float64)
