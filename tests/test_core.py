@@ -189,3 +189,55 @@ def test_swap(trained_bundle: ModelBundle, training_features: np.ndarray) -> Non
     with pytest.raises(ValueError, match="feature parameters"):
         core.swap(other)
     assert core.bundle is same_spec
+
+
+# --- detectors' feature-level evidence in reason codes -----------------------------------------
+def test_flagged_reasons_rank_with_the_detectors_feature_evidence(
+    training_features: np.ndarray, batch: pd.DataFrame
+) -> None:
+    from riskstream.models.tails import MarginalTailsDetector
+    from riskstream.reasons import evidence, merge_detector_evidence
+
+    bundle = ModelBundle.train(
+        training_features, FeatureSpec(), detectors=[(MarginalTailsDetector(), 1.0)]
+    )
+    core = ScoringCore(bundle, InMemoryStateStore())
+    scored = core.score(batch, apply=False)
+    plain = evidence(scored.features, bundle.reference)
+    flagged = scored.decisions > 0
+    assert flagged.any() and (~flagged).any()
+    # Allowed rows: the rules' own evidence, untouched.
+    np.testing.assert_array_equal(scored.strength[~flagged], plain[~flagged])
+    # Flagged rows: merged with the detector's per-feature evidence.
+    ev = bundle.feature_evidence(scored.features[flagged])
+    assert ev is not None and ev.shape == (flagged.sum(), len(bundle.model_features))
+    np.testing.assert_allclose(
+        scored.strength[flagged], merge_detector_evidence(plain[flagged], ev, bundle.model_features)
+    )
+    assert (scored.strength[flagged] >= plain[flagged]).all()
+    assert (scored.strength[flagged] > plain[flagged]).any()
+    assert ((scored.strength > 0) == (plain > 0)).all()  # no code fires that did not
+
+
+def test_forest_alone_and_old_bundles_rank_by_the_rules_only(
+    trained_bundle: ModelBundle, training_features: np.ndarray, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from riskstream.models.tails import MarginalTailsDetector
+
+    assert trained_bundle.feature_evidence(training_features[:10]) is None  # the forest
+    bundle = ModelBundle.train(
+        training_features, FeatureSpec(), detectors=[(MarginalTailsDetector(), 1.0)]
+    )
+    path = bundle.save(tmp_path / "tails.npz")
+    back = ModelBundle.load(path)
+    np.testing.assert_array_equal(
+        back.feature_evidence(training_features[:50]),
+        bundle.feature_evidence(training_features[:50]),
+    )
+    # A bundle written before detectors attributed their scores: same file minus the arrays.
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if not k.endswith("_feature_quantiles")}
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ModelBundle.load(tmp_path / "old.npz")
+    assert old.feature_evidence(training_features[:10]) is None
+    np.testing.assert_array_equal(old.scores(training_features), bundle.scores(training_features))

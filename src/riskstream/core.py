@@ -18,7 +18,7 @@ import pandas as pd
 from riskstream.features import FeatureEngine, StateStore, StateUpdate
 from riskstream.features.spec import FEATURES
 from riskstream.models.bundle import ModelBundle
-from riskstream.reasons import evidence, explain
+from riskstream.reasons import evidence, explain, merge_detector_evidence
 
 DECISIONS: tuple[str, ...] = ("allow", "review", "block")
 
@@ -127,6 +127,15 @@ class ScoringCore:
         raw, scores, contributions = bundle.score_all(fb.features, fb.sequences)
         decisions = self.thresholds.decide(scores)
         strength = evidence(fb.features, bundle.reference)
+        flagged = np.flatnonzero(decisions > 0)
+        if flagged.size:
+            # Only flagged rows: their reasons are what an analyst reads, and a detector's
+            # per-feature pass over ~1 % of a batch costs next to nothing.
+            ev = bundle.feature_evidence(fb.features[flagged])
+            if ev is not None:
+                strength[flagged] = merge_detector_evidence(
+                    strength[flagged], ev, bundle.model_features
+                )
         shadow = self.shadow
         shadow_scores = (
             shadow.score_all(fb.features, fb.sequences)[1] if shadow is not None else None

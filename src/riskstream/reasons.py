@@ -144,6 +144,46 @@ def evidence(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Detector evidence is kept per *model* feature; rules that read a feature the detectors see
+#: only folded into another take that one's evidence (``context_amount_ratio`` is the amount
+#: ratio raised by the recent-outlier count).
+EVIDENCE_FEATURE: dict[str, str] = {
+    "amount_ratio": "context_amount_ratio",
+    "recent_amount_outliers": "context_amount_ratio",
+}
+#: Detector evidence of ln(100) nats -- the feature is as unusual, for the detectors, as the
+#: top 1 % of training traffic -- doubles a fired rule's rank weight.
+EVIDENCE_UNIT = math.log(100.0)
+
+
+def merge_detector_evidence(
+    strength: np.ndarray, detector_evidence: np.ndarray, model_features: tuple[str, ...]
+) -> np.ndarray:
+    """Rank the fired rules by the detectors' feature-level evidence too.
+
+    ``detector_evidence``: (n, len(model_features)) nats from
+    :meth:`ModelBundle.feature_evidence`. A fired rule's strength is multiplied by
+    ``1 + evidence / EVIDENCE_UNIT`` of its feature; a rule that did not fire stays at 0 (the
+    detectors re-rank the plain-words evidence, they do not invent codes), and rules on
+    features no detector reads keep their strength.
+
+    >>> from riskstream.features.spec import FEATURES
+    >>> s = np.zeros((1, len(RULES))); big = CODES.index("LARGE_AMOUNT")
+    >>> hour = CODES.index("UNUSUAL_HOUR"); s[0, big] = s[0, hour] = 1.2
+    >>> ev = np.array([[0.0, 2 * EVIDENCE_UNIT]])     # detectors blame the hour, not the amount
+    >>> out = merge_detector_evidence(s, ev, ("log_amount", "hour_rarity"))
+    >>> round(float(out[0, hour]), 6), float(out[0, big])
+    (3.6, 1.2)
+    """
+    out = np.array(strength, dtype=np.float64, copy=True)
+    index = {name: j for j, name in enumerate(model_features)}
+    for r, rule in enumerate(RULES):
+        j = index.get(EVIDENCE_FEATURE.get(rule.feature, rule.feature))
+        if j is not None:
+            out[:, r] *= 1.0 + np.maximum(detector_evidence[:, j], 0.0) / EVIDENCE_UNIT
+    return out
+
+
 def explain(
     features: np.ndarray,
     reference: np.ndarray,

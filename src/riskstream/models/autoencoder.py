@@ -77,3 +77,6 @@ class AutoencoderDetector(NetworkDetector):
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return self.feature_errors(X).mean(axis=1)
+
+    def feature_scores(self, X: np.ndarray) -> np.ndarray:
+        return self.feature_errors(X)

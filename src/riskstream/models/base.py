@@ -5,6 +5,9 @@ Contract (``tests/models/test_detector_contract.py`` runs it for every detector)
 * ``score(X)`` returns one finite float per row, higher = more anomalous; it never mutates X.
 * ``to_arrays()`` / ``from_arrays()`` round-trip exactly (identical scores), using only numpy
   arrays and JSON-able metadata: model files never contain pickles.
+* Optionally ``feature_scores(X)``: how anomalous each row is *on each feature* (higher =
+  more), for detectors that can attribute their score; the bundle calibrates it per feature
+  on the training data and reason codes rank their evidence with it (``riskstream.reasons``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class Detector(ABC):
 
     @abstractmethod
     def score(self, X: np.ndarray) -> np.ndarray: ...
+
+    def feature_scores(self, X: np.ndarray) -> np.ndarray | None:
+        """(n, features) per-feature anomaly, higher = more; ``None``: cannot attribute."""
+        return None
 
     @abstractmethod
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

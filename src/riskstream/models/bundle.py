@@ -21,7 +21,7 @@ import numpy as np
 from riskstream.features.spec import FEATURES, SEQUENCE, F, FeatureSpec
 from riskstream.models.autoencoder import AutoencoderDetector
 from riskstream.models.base import Detector
-from riskstream.models.calibration import QuantileCalibrator
+from riskstream.models.calibration import LEVELS, QuantileCalibrator
 from riskstream.models.hst import HalfSpaceTreesDetector
 from riskstream.models.iforest import IsolationForestDetector
 from riskstream.models.sequence import SequenceDetector
@@ -86,10 +86,31 @@ class Member:
     detector: Detector
     calibrator: QuantileCalibrator
     weight: float
+    #: (levels, features) training quantiles of the detector's ``feature_scores``, for
+    #: detectors that attribute their score to features (else None).
+    feature_quantiles: np.ndarray | None = None
+    _feature_cals: list[QuantileCalibrator] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def name(self) -> str:
         return self.detector.kind
+
+    def feature_evidence(self, X: np.ndarray) -> np.ndarray | None:
+        """(n, features) surprisal of each feature's share of this detector's score against
+        training (``-ln`` of the share of training rows it exceeds): nats, like the scores."""
+        if self.feature_quantiles is None:
+            return None
+        raw = self.detector.feature_scores(X)
+        if raw is None:
+            return None
+        if self._feature_cals is None:
+            q = self.feature_quantiles
+            self._feature_cals = [QuantileCalibrator(q[:, j]) for j in range(q.shape[1])]
+        return np.column_stack(
+            [cal.surprisal(raw[:, j]) for j, cal in enumerate(self._feature_cals)]
+        )
 
 
 #: Features where only high values are risky (a small amount, few recent transactions, no
@@ -189,7 +210,9 @@ class ModelBundle:
             else:
                 det.fit(X, tuple(model_features))
                 raw = det.score(X)
-            members.append(Member(det, QuantileCalibrator.fit(raw), float(weight)))
+            members.append(
+                Member(det, QuantileCalibrator.fit(raw), float(weight), _feature_quantiles(det, X))
+            )
         combined = _combined(members, _surprisals(members, X, sequences), combine_rule)
         reference = np.quantile(features, REFERENCE_LEVELS, axis=0).T
         bundle = cls(
@@ -241,6 +264,28 @@ class ModelBundle:
         raw = _combined(self.members, surprisal, self.combine_rule)
         return raw, self.calibrator.transform(raw), -np.expm1(-surprisal)
 
+    def feature_evidence(self, features: np.ndarray) -> np.ndarray | None:
+        """(n, model features) how strongly the detectors tie each row's anomaly to each model
+        feature, in nats (weighted like the ``max`` rule: a member with half the weight counts
+        half); ``None`` when no member attributes its score to features."""
+        attributing = [
+            m
+            for m in self.members
+            if m.feature_quantiles is not None and m.detector.inputs == "features"
+        ]
+        if not attributing:
+            return None
+        X = self._inputs(features)
+        top = max(m.weight for m in self.members) or 1.0
+        out: np.ndarray | None = None
+        for m in attributing:
+            ev = m.feature_evidence(X)
+            if ev is None:
+                continue
+            ev = ev * (m.weight / top)
+            out = ev if out is None else np.maximum(out, ev)
+        return out
+
     def learn_online(self, features: np.ndarray, mask: np.ndarray) -> None:
         """Online members learn the rows where ``mask`` (e.g. the allowed events) is true."""
         online = [m.detector for m in self.members if m.detector.online]
@@ -263,6 +308,8 @@ class ModelBundle:
             arrays |= {f"m{k}__{name}": v for name, v in det_arrays.items()}
             arrays[f"m{k}_cal_quantiles"] = m.calibrator.quantiles
             arrays[f"m{k}_cal_levels"] = m.calibrator.levels
+            if m.feature_quantiles is not None:
+                arrays[f"m{k}_feature_quantiles"] = m.feature_quantiles
         meta = {
             "format": 2,
             "version": self.version,
@@ -319,7 +366,10 @@ class ModelBundle:
                 {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)},
             )
             cal = QuantileCalibrator(arrays[f"m{k}_cal_quantiles"], arrays[f"m{k}_cal_levels"])
-            members.append(Member(det, cal, float(m["weight"])))
+            # Bundles written before detectors attributed their scores have none: their
+            # reason codes rank by the rules' own evidence only.
+            fq = arrays.get(f"m{k}_feature_quantiles")
+            members.append(Member(det, cal, float(m["weight"]), fq))
         return cls(
             spec=FeatureSpec.from_dict(meta["spec"]),
             model_features=tuple(meta["model_features"]),
@@ -333,6 +383,14 @@ class ModelBundle:
             # Bundles written before the rule was stored combined by the weighted mean.
             combine_rule=meta.get("combine", "mean"),
         )
+
+
+def _feature_quantiles(det: Detector, X: np.ndarray) -> np.ndarray | None:
+    """Training quantiles of a detector's per-feature scores (None if it has none)."""
+    raw = det.feature_scores(X)
+    if raw is None:
+        return None
+    return np.maximum.accumulate(np.quantile(raw, LEVELS, axis=0), axis=0)
 
 
 def _surprisals(members: list[Member], X: np.ndarray, sequences: np.ndarray | None) -> np.ndarray:

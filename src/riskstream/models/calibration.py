@@ -33,6 +33,18 @@ class QuantileCalibrator:
     def __init__(self, quantiles: np.ndarray, levels: np.ndarray = LEVELS) -> None:
         self.quantiles = np.asarray(quantiles, dtype=np.float64)
         self.levels = np.asarray(levels, dtype=np.float64)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct quantile values and the highest level each reaches (ties in the quantiles
+        are a flat region of the CDF). Computed once: the quantiles never change after
+        construction, and the sort cost ~30 µs on every batch of every member."""
+        cached = self._cache
+        if cached is None:
+            body = self.levels < 1.0
+            uq, last = np.unique(self.quantiles[body][::-1], return_index=True)
+            cached = self._cache = (uq, self.levels[body][::-1][last])
+        return cached
 
     @classmethod
     def fit(cls, scores: np.ndarray) -> QuantileCalibrator:
@@ -46,11 +58,7 @@ class QuantileCalibrator:
         tail fitted on the levels 0.999 .. 0.99999 carries on (so two scores above every
         training score do not tie at p = 1, which would blur the ranking where alerts live).
         """
-        q, lv = self.quantiles, self.levels
-        body = lv < 1.0
-        # Ties in the quantiles (a flat region): take the highest level reached by each value.
-        uq, last = np.unique(q[body][::-1], return_index=True)
-        ul = lv[body][::-1][last]
+        uq, ul = self._distinct()
         scores = np.asarray(scores, dtype=np.float64)
         p = np.interp(scores, uq, ul, left=0.0, right=ul[-1])
         out = -np.log1p(-p)

@@ -52,18 +52,23 @@ def _distinct(quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return values, lv[first], lv[len(q) - 1 - last_rev]
 
 
-def upper_tail_surprisal(quantiles: np.ndarray, x: np.ndarray) -> np.ndarray:
+def upper_tail_surprisal(
+    quantiles: np.ndarray,
+    x: np.ndarray,
+    distinct: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """``-ln P(X >= x)`` from one feature's training quantiles (at ``LEVELS``), ties included.
 
     Between two distinct quantile values the share below ``x`` is interpolated from the top
     level of the lower value to the bottom level of the upper one; at a value it is the
     bottom level of that value (``P(X < x)``); past the last one the exponential tail.
+    ``distinct``: :func:`_distinct` of ``quantiles``, when the caller keeps it.
 
     >>> q = np.quantile(np.r_[np.zeros(950), np.ones(50)], LEVELS)   # 5 % ones
     >>> [round(float(v), 1) for v in upper_tail_surprisal(q, np.array([0.0, 1.0]))]  # -ln 0.05
     [0.0, 3.0]
     """
-    values, lo, hi = _distinct(quantiles)
+    values, lo, hi = _distinct(quantiles) if distinct is None else distinct
     x = np.asarray(x, dtype=np.float64)
     i = np.searchsorted(values, x, side="left")  # values[i - 1] < x <= values[i]
     j = np.minimum(i, len(values) - 1)
@@ -86,6 +91,7 @@ class MarginalTailsDetector(Detector):
         self.names: tuple[str, ...] = ()
         self._upper = np.empty((len(LEVELS), 0))  # per feature: quantiles of x
         self._lower = np.empty((len(LEVELS), 0))  # per feature: quantiles of -x
+        self._cache: list[tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]] | None = None
 
     def fit(self, X: np.ndarray, names: tuple[str, ...]) -> MarginalTailsDetector:
         X = np.asarray(X, dtype=np.float64)
@@ -93,19 +99,33 @@ class MarginalTailsDetector(Detector):
         # not decrease for the searchsorted lookups.
         self._upper = np.maximum.accumulate(np.quantile(X, LEVELS, axis=0), axis=0)
         self._lower = np.maximum.accumulate(np.quantile(-X, LEVELS, axis=0), axis=0)
+        self._cache = None
         self.names = tuple(names)
         return self
+
+    def _tables(self) -> list[tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]]:
+        """Per feature, the distinct upper and lower quantiles (computed once, not per batch)."""
+        cached = self._cache
+        if cached is None:
+            cached = self._cache = [
+                (_distinct(self._upper[:, f]), _distinct(self._lower[:, f]))
+                for f in range(self._upper.shape[1])
+            ]
+        return cached
 
     def feature_surprisal(self, X: np.ndarray) -> np.ndarray:
         """(n, features): each feature's surprisal, the larger of its two tails."""
         X = np.asarray(X, dtype=np.float64)
         out = np.empty(X.shape)
-        for f in range(X.shape[1]):
+        for f, (up, low) in enumerate(self._tables()):
             out[:, f] = np.maximum(
-                upper_tail_surprisal(self._upper[:, f], X[:, f]),
-                upper_tail_surprisal(self._lower[:, f], -X[:, f]),
+                upper_tail_surprisal(self._upper[:, f], X[:, f], up),
+                upper_tail_surprisal(self._lower[:, f], -X[:, f], low),
             )
         return out
+
+    def feature_scores(self, X: np.ndarray) -> np.ndarray:
+        return self.feature_surprisal(X)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
