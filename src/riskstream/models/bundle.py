@@ -97,14 +97,12 @@ class Member:
     def name(self) -> str:
         return self.detector.kind
 
-    def feature_evidence(self, X: np.ndarray) -> np.ndarray | None:
+    def feature_evidence(self, X: np.ndarray) -> np.ndarray:
         """(n, features) surprisal of each feature's share of this detector's score against
-        training (``-ln`` of the share of training rows it exceeds): nats, like the scores."""
-        if self.feature_quantiles is None:
-            return None
+        training (``-ln`` of the share of training rows it exceeds): nats, like the scores.
+        Only for members with ``feature_quantiles``."""
         raw = self.detector.feature_scores(X)
-        if raw is None:
-            return None
+        assert raw is not None and self.feature_quantiles is not None
         if self._feature_cals is None:
             q = self.feature_quantiles
             self._feature_cals = [QuantileCalibrator(q[:, j]) for j in range(q.shape[1])]
@@ -279,10 +277,7 @@ class ModelBundle:
         top = max(m.weight for m in self.members) or 1.0
         out: np.ndarray | None = None
         for m in attributing:
-            ev = m.feature_evidence(X)
-            if ev is None:
-                continue
-            ev = ev * (m.weight / top)
+            ev = m.feature_evidence(X) * (m.weight / top)
             out = ev if out is None else np.maximum(out, ev)
         return out
 

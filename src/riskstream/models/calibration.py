@@ -41,9 +41,8 @@ class QuantileCalibrator:
         construction, and the sort cost ~30 µs on every batch of every member."""
         cached = self._cache
         if cached is None:
-            body = self.levels < 1.0
-            uq, last = np.unique(self.quantiles[body][::-1], return_index=True)
-            cached = self._cache = (uq, self.levels[body][::-1][last])
+            values, _, highest = distinct_quantiles(self.quantiles, self.levels)
+            cached = self._cache = (values, highest)
         return cached
 
     @classmethod
@@ -73,6 +72,18 @@ class QuantileCalibrator:
 
 #: The exponential tail is fitted from this level up to the last dense level (0.99999).
 _TAIL_FROM = 0.999
+
+
+def distinct_quantiles(
+    quantiles: np.ndarray, levels: np.ndarray = LEVELS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct quantile values (the last level, 1.0, left out) with the lowest and highest
+    level at which each is reached: a flat run of quantiles is a point mass in the data."""
+    body = levels < 1.0
+    q, lv = quantiles[body], levels[body]
+    values, first = np.unique(q, return_index=True)
+    _, last_rev = np.unique(q[::-1], return_index=True)
+    return values, lv[first], lv[len(q) - 1 - last_rev]
 
 
 def exponential_tail(values: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np.ndarray:

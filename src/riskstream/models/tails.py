@@ -39,17 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from riskstream.models.base import Detector
-from riskstream.models.calibration import LEVELS, exponential_tail
-
-
-def _distinct(quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct quantile values with the lowest and highest level at which each is reached
-    (a flat run of quantiles is a point mass in the training data)."""
-    body = LEVELS < 1.0
-    q, lv = quantiles[body], LEVELS[body]
-    values, first = np.unique(q, return_index=True)
-    _, last_rev = np.unique(q[::-1], return_index=True)
-    return values, lv[first], lv[len(q) - 1 - last_rev]
+from riskstream.models.calibration import LEVELS, distinct_quantiles, exponential_tail
 
 
 def upper_tail_surprisal(
@@ -62,13 +52,13 @@ def upper_tail_surprisal(
     Between two distinct quantile values the share below ``x`` is interpolated from the top
     level of the lower value to the bottom level of the upper one; at a value it is the
     bottom level of that value (``P(X < x)``); past the last one the exponential tail.
-    ``distinct``: :func:`_distinct` of ``quantiles``, when the caller keeps it.
+    ``distinct``: :func:`distinct_quantiles` of ``quantiles``, when the caller keeps it.
 
     >>> q = np.quantile(np.r_[np.zeros(950), np.ones(50)], LEVELS)   # 5 % ones
     >>> [round(float(v), 1) for v in upper_tail_surprisal(q, np.array([0.0, 1.0]))]  # -ln 0.05
     [0.0, 3.0]
     """
-    values, lo, hi = _distinct(quantiles) if distinct is None else distinct
+    values, lo, hi = distinct_quantiles(quantiles) if distinct is None else distinct
     x = np.asarray(x, dtype=np.float64)
     i = np.searchsorted(values, x, side="left")  # values[i - 1] < x <= values[i]
     j = np.minimum(i, len(values) - 1)
@@ -108,7 +98,7 @@ class MarginalTailsDetector(Detector):
         cached = self._cache
         if cached is None:
             cached = self._cache = [
-                (_distinct(self._upper[:, f]), _distinct(self._lower[:, f]))
+                (distinct_quantiles(self._upper[:, f]), distinct_quantiles(self._lower[:, f]))
                 for f in range(self._upper.shape[1])
             ]
         return cached
