@@ -515,3 +515,22 @@ def test_hash_column_values_are_pinned(dtype: object) -> None:
         2113080204430027.0, 505394246341605.0, 2296131610011879.0, 0.0, 0.0, 2113080204430027.0
     ]
     assert hash_column(values.to_numpy(dtype=object)).tolist() == hash_column(values).tolist()
+
+
+def test_hash_column_small_and_large_batches_agree() -> None:
+    """Small batches hash every value, large ones each distinct value: the same hashes."""
+    from riskstream.features.engine import _HASH_DIRECT_MAX
+
+    rng = np.random.default_rng(3)
+    pool = np.array(["u-1", "m-42", "é", "", "x" * 300, *[f"d-{i:05x}" for i in range(200)]],
+                    dtype=object)
+    raw = pool[rng.integers(0, len(pool), size=4 * _HASH_DIRECT_MAX)].copy()
+    raw[rng.random(len(raw)) < 0.05] = None
+    for dtype in ("str", object):
+        values = pd.Series(raw, dtype=dtype)
+        whole = hash_column(values)  # the large-batch path
+        parts = np.concatenate(
+            [hash_column(values.iloc[i : i + 100]) for i in range(0, len(values), 100)]
+        )
+        assert np.array_equal(whole, parts)
+        assert (whole[pd.isna(raw) | (raw == "")] == 0.0).all() and (whole[raw == "é"] > 0).all()
