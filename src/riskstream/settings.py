@@ -11,9 +11,9 @@ API reachable from other hosts without an API key, and a results database nobody
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -86,6 +86,24 @@ class Settings(BaseSettings):
     #: "sasl.username":"...","sasl.password":"...","ssl.ca.location":"/etc/ca.pem"}``.
     #: Secret-typed so passwords never show in logs or reprs.
     kafka_config: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("kafka_config", mode="before")
+    @classmethod
+    def _kafka_config_text(cls, value: Any) -> Any:
+        """JSON numbers and booleans as librdkafka spells them: ``{"linger.ms": 50}`` is
+        ``"50"``, ``true`` is ``"true"`` (every librdkafka property is set as text)."""
+        if not isinstance(value, dict):
+            return value
+
+        def text(v: Any) -> Any:
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, float) and v.is_integer():
+                return str(int(v))  # 6e4 -> "60000": integer properties refuse "60000.0"
+            return str(v) if isinstance(v, int | float) else v
+
+        return {k: text(v) for k, v in value.items()}
+
     #: Consumer micro-batch: up to this many messages, or what arrived within the timeout.
     #: Large batches amortise the per-batch costs (database transaction, producer flush);
     #: under load they fill long before the timeout, which only bounds the wait (and so the
