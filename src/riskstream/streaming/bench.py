@@ -247,7 +247,7 @@ class _Bench:
         scored_topic = run.topics["RISKSTREAM_KAFKA_TOPIC_SCORED"]
         done: dict[str, int] = {}
         reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"r-{uuid.uuid4()}",
-                           "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+                           "enable.auto.commit": False, "fetch.wait.max.ms": 100})
         reader.assign([TopicPartition(scored_topic, p, 0) for p in range(self.partitions)])
         stop = threading.Event()
 
