@@ -223,7 +223,7 @@ class KafkaSource(Source):
             "partition.assignment.strategy": "cooperative-sticky",  # only moved partitions stop
             # Longest a fetch waits at the broker for data. Apache Kafka answers as soon as
             # there is data, so this only bounds idle polling. Tansu answers a waiting fetch
-            # late (measured at 1-5 tx/s: p50 / max extra wait 4 / 8 ms at 10, 12 / 49 ms at
+            # late (at 1-5 tx/s, produce-to-consume p50 / max: 4 / 8 ms at 10, 12 / 49 ms at
             # 100, 99 / 198 ms at librdkafka's 500), but every fetch costs it CPU: at 5,000
             # tx/s with 2 workers, 100 instead of 10 gave lower broker CPU and lower p50 and
             # p99 latency in 6 of 6 paired runs (docs/streaming.md).
