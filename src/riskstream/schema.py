@@ -240,13 +240,19 @@ def _text_array(frame: pd.DataFrame, name: str, default: str = "") -> pa.Chunked
     """
     if name not in frame.columns:
         return pa.chunked_array([pa.array([default] * len(frame), pa.string())])
-    col = frame[name]
-    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        arr = pa.chunked_array(pa.array(col))  # zero-copy
+    arr = _arrow_text(frame[name])
+    if arr is not None:
         if arr.null_count:
             arr = pc.fill_null(arr, default)
         return pc.utf8_trim_whitespace(arr)
     return pa.chunked_array(pa.array(_text_column(frame, name, default)))
+
+
+def _arrow_text(col: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow array behind an Arrow-backed text column (zero-copy), else None."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        return pa.chunked_array(pa.array(col))
+    return None
 
 
 def _missing(col: pd.Series) -> np.ndarray:
@@ -254,12 +260,12 @@ def _missing(col: pd.Series) -> np.ndarray:
     decoded batch has (float64: NaN; Arrow text: its validity bitmap)."""
     if col.dtype == np.float64:
         return np.isnan(col.to_numpy())
-    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        arr = pa.chunked_array(pa.array(col))
-        if not arr.null_count:
-            return np.zeros(len(col), dtype=bool)
-        return pc.is_null(arr).to_numpy(zero_copy_only=False)
-    return col.isna().to_numpy()
+    arr = _arrow_text(col)
+    if arr is None:
+        return col.isna().to_numpy()
+    if not arr.null_count:
+        return np.zeros(len(col), dtype=bool)
+    return pc.is_null(arr).to_numpy(zero_copy_only=False)
 
 
 def _text_values(arr: pa.ChunkedArray) -> pd.arrays.ArrowStringArray:

@@ -45,7 +45,7 @@ def test_score_is_the_most_surprising_feature_of_either_tail() -> None:
     X = rng.normal(size=(100_000, 2))
     det = MarginalTailsDetector().fit(X, ("a", "b"))
     rows = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, -2.0], [2.0, -2.0]])
-    per_feature = det.feature_surprisal(rows)
+    per_feature = det.feature_scores(rows)
     np.testing.assert_array_equal(det.score(rows), per_feature.max(axis=1))
     expected = -np.log((X[:, 0] >= 2.0).mean())
     assert per_feature[1, 0] == pytest.approx(expected, abs=0.05)

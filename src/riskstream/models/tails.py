@@ -103,7 +103,7 @@ class MarginalTailsDetector(Detector):
             ]
         return cached
 
-    def feature_surprisal(self, X: np.ndarray) -> np.ndarray:
+    def feature_scores(self, X: np.ndarray) -> np.ndarray:
         """(n, features): each feature's surprisal, the larger of its two tails."""
         X = np.asarray(X, dtype=np.float64)
         out = np.empty(X.shape)
@@ -114,13 +114,10 @@ class MarginalTailsDetector(Detector):
             )
         return out
 
-    def feature_scores(self, X: np.ndarray) -> np.ndarray:
-        return self.feature_surprisal(X)
-
     def score(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
             return np.zeros(0)
-        return self.feature_surprisal(X).max(axis=1)
+        return self.feature_scores(X).max(axis=1)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"kind": self.kind, "names": list(self.names)}
