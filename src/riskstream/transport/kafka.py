@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riskstream.metrics import Metrics, observe_many
@@ -222,11 +222,11 @@ class KafkaSource(Source):
             "auto.offset.reset": "earliest",  # a new group scores the topic from its start
             "partition.assignment.strategy": "cooperative-sticky",  # only moved partitions stop
             # Longest a fetch waits at the broker for data. Apache Kafka answers as soon as
-            # there is data, so this only bounds idle polling. Tansu answers a waiting fetch
-            # late (at 1-5 tx/s, produce-to-consume p50 / max: 4 / 8 ms at 10, 12 / 49 ms at
-            # 100, 99 / 198 ms at librdkafka's 500), but every fetch costs it CPU: at 5,000
-            # tx/s with 2 workers, 100 instead of 10 gave lower broker CPU and lower p50 and
-            # p99 latency in 6 of 6 paired runs (docs/streaming.md).
+            # there is data, so this only bounds idle polling. Tansu answers about half of it
+            # late at any rate (at 5,000 tx/s records arrive in clumps every ~53 ms at 100,
+            # ~7 ms at 10; at 1-5 tx/s p50 / max 12 / 49 ms at 100), and every fetch costs it
+            # CPU. On the shared 2-core box 100 gave the best p99 (20: p50 -20 %, p99 the
+            # same, broker CPU +30-60 %; 10: worse on a slower box): docs/streaming.md.
             "fetch.wait.max.ms": 100,
             # Heartbeats well inside the session timeout (Kafka's rule of thumb: a third).
             "heartbeat.interval.ms": max(500, min(3000, session_timeout_ms // 3)),
@@ -254,18 +254,24 @@ class KafkaSource(Source):
         self._poller: int | None = None
         self._commit_due = False
         self._last_probe = 0.0
+        #: When :meth:`poll` last returned (monotonic): its wait is counted from there.
+        self._handed_out_at = 0.0
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
 
     # -- Source -----------------------------------------------------------------------------
     def poll(self, max_records: int, timeout_s: float) -> Batch | None:
-        """Up to ``max_records`` messages, or what arrived within ``timeout_s``.
+        """Up to ``max_records`` messages, or what arrived within ``timeout_s`` of the previous
+        batch being handed out: a batch cadence, not a wait added after every batch.
 
-        (Taking whatever is there as soon as one message is, without the wait, measured worse
-        at 5,000 tx/s: batches shrink, the fixed cost of a batch -- ~13 ms of validation,
-        scoring and database round trip -- is paid more often; the worker needed 20 % more
-        CPU for the same traffic and latency rose on the shared 2-core machine.)
+        The time the caller spent on the previous batch counts towards the wait, so a batch
+        that took longer than ``timeout_s`` to process is followed at once by what queued up
+        meanwhile. (A fixed wait after each batch made every record wait for the processing
+        of the batch before it *plus* the full timeout. Taking whatever is there as soon as
+        one message is, with no wait at all, measured worse at 5,000 tx/s: batches shrink,
+        the fixed cost of a batch -- validation, scoring set-up, a database round trip -- is
+        paid more often. The cadence keeps batches at least ``timeout_s`` of traffic apart.)
         """
         self._poller = threading.get_ident()
         if self._commit_due:
@@ -276,10 +282,12 @@ class KafkaSource(Source):
                 self._commit_due = True
                 log.warning("offset commit failed (%s); retried before the next fetch", exc)
         try:
-            messages = self.consumer.consume(max_records, timeout_s)
+            messages = self._consume(max_records, timeout_s)
         except KafkaException as exc:
             self._broker_down(exc.args[0])
             return None
+        finally:
+            self._handed_out_at = time.monotonic()
         topic = self.topic
         values: list[bytes] = []
         meta: list[MessageMeta] = []
@@ -309,6 +317,14 @@ class KafkaSource(Source):
         if self.listener is not None:
             self.listener.received(batch)
         return batch
+
+    def _consume(self, max_records: int, timeout_s: float) -> list[Message]:
+        """``consume`` with the batch cadence of :meth:`poll`."""
+        left = timeout_s - (time.monotonic() - self._handed_out_at)
+        if left > 0:
+            return self.consumer.consume(max_records, left)
+        messages = self.consumer.consume(max_records, 0)  # what queued while the caller worked
+        return messages or self.consumer.consume(max_records, timeout_s)
 
     def commit(self, batch: Batch) -> None:
         """The batch is durable: mark its positions processed (and commit them, per batch)."""
