@@ -104,10 +104,11 @@ class Settings(BaseSettings):
 
         return {k: text(v) for k, v in value.items()}
 
-    #: Consumer micro-batch: up to this many messages, or what arrived within the timeout.
-    #: Large batches amortise the per-batch costs (database transaction, producer flush);
-    #: under load they fill long before the timeout, which only bounds the wait (and so the
-    #: latency) when traffic is light.
+    #: Consumer micro-batch: up to this many messages, or what arrived within the timeout,
+    #: counted from when the previous batch was handed out (a cadence: time spent processing
+    #: counts). Large batches amortise the per-batch costs (database transaction, producer
+    #: flush); under load they fill long before the timeout, which only bounds the wait (and
+    #: so the latency) when traffic is light.
     kafka_batch_size: int = Field(5000, ge=1, le=100_000)
     kafka_batch_timeout_ms: int = Field(20, ge=1, le=60_000)
     #: Messages larger than this are dead-lettered unread (librdkafka's default producer limit).
