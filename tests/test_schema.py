@@ -395,3 +395,19 @@ def test_both_paths_agree_on_one_mixed_frame(make_tx: TxFactory) -> None:
     assert len(valid) == len(kept)
     for rec, (_, row) in zip(kept, valid.iterrows(), strict=True):
         _check_valid_row_matches_model(rec, row)
+
+
+def test_valid_frame_owns_its_columns(make_tx: TxFactory) -> None:
+    """Numbers are passed through without a conversion, text as the input's own Arrow chunks:
+    the valid frame must still be a copy, so scoring can never write into the caller's data."""
+    frame = pd.DataFrame([make_tx(timestamp=1.7e9), make_tx(timestamp=1.7e9 + 1)])
+    assert frame["timestamp"].dtype == np.float64  # as JSON numbers decode
+    frame["user_id"] = frame["user_id"].astype("string[pyarrow]")
+    valid, errors = validate_frame(frame)
+    assert not errors
+    for name in ("timestamp", "amount"):
+        assert not np.shares_memory(valid[name].to_numpy(), frame[name].to_numpy())
+    before = frame.copy()
+    valid.loc[0, "timestamp"] = 0.0
+    valid.loc[0, "user_id"] = "changed"
+    pd.testing.assert_frame_equal(frame, before)

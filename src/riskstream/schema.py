@@ -251,7 +251,10 @@ def _text_array(frame: pd.DataFrame, name: str, default: str = "") -> pa.Chunked
 def _arrow_text(col: pd.Series) -> pa.ChunkedArray | None:
     """The Arrow array behind an Arrow-backed text column (zero-copy), else None."""
     if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        return pa.chunked_array(pa.array(col))
+        # The Arrow protocol hands over the column's own chunks (~0.3 us); pa.array(col)
+        # goes through pandas' conversion first (~12 us, paid ~13 times per batch).
+        arr = col.array.__arrow_array__()
+        return arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
     return None
 
 
@@ -300,6 +303,8 @@ def _numeric(col: pd.Series) -> np.ndarray:
 
 
 def _timestamps(col: pd.Series) -> np.ndarray:
+    if col.dtype == np.float64:  # what JSON numbers decode to (read only; the frame copies)
+        return col.to_numpy()
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         return col.astype(float).to_numpy()
     if isinstance(col.dtype, pd.DatetimeTZDtype):
