@@ -225,8 +225,8 @@ class KafkaSource(Source):
             # there is data, so this only bounds idle polling. Tansu answers about half of it
             # late at any rate (at 5,000 tx/s records arrive in clumps every ~53 ms at 100,
             # ~7 ms at 10; at 1-5 tx/s p50 / max 12 / 49 ms at 100), and every fetch costs it
-            # CPU. On the shared 2-core box 100 gave the best p99 (20: p50 -20 %, p99 the
-            # same, broker CPU +30-60 %; 10: worse on a slower box): docs/streaming.md.
+            # CPU. On the shared 2-core box 100 gave the best p99 (20: p50 -15 to -27 %, p99
+            # the same, broker CPU +28-66 %; 10: worse on a slower box): docs/streaming.md.
             "fetch.wait.max.ms": 100,
             # Heartbeats well inside the session timeout (Kafka's rule of thumb: a third).
             "heartbeat.interval.ms": max(500, min(3000, session_timeout_ms // 3)),
