@@ -303,10 +303,8 @@ def _numeric(col: pd.Series) -> np.ndarray:
 
 
 def _timestamps(col: pd.Series) -> np.ndarray:
-    if col.dtype == np.float64:  # what JSON numbers decode to (read only; the frame copies)
-        return col.to_numpy()
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.astype(float).to_numpy()
+        return _numeric(col)  # epoch seconds (float64, as JSON numbers decode: no copy)
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         return epoch_seconds(col)
     text = col.astype(object)
