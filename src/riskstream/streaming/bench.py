@@ -45,6 +45,13 @@ log = logging.getLogger("riskstream.bench")
 _SESSION_TIMEOUT_MS = 6000
 #: Batch size used by the workers and the stage profile.
 _BATCH = 5000
+#: Batching of the benchmark's own producer (the payment system upstream of the workers): its
+#: records wait up to this long before they are sent, and that wait counts in the latency.
+#: Not the producer's default 5 ms: a fetch from Tansu's in-memory engine costs more the more
+#: batches the partition holds, and at 5 ms (~800 batches a second at 5,000 tx/s over 4
+#: partitions) the broker's CPU grew from 0.3 to 1.1 cores within 30 s, taking the workers'
+#: cores; at 20 ms 0.12 -> 0.23 (docs/streaming.md). Apache Kafka finds an offset by index.
+_UPSTREAM_LINGER_MS = 20
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -191,7 +198,8 @@ class _Bench:
     def producer(self, topic: str) -> Any:
         from riskstream.transport.kafka import TransactionProducer
 
-        return TransactionProducer({"bootstrap.servers": self.bootstrap}, topic)
+        return TransactionProducer({"bootstrap.servers": self.bootstrap}, topic,
+                                   linger_ms=_UPSTREAM_LINGER_MS)
 
     # -- throughput -------------------------------------------------------------------------
     def throughput(self, messages: list[tuple[bytes, bytes]], workers: int) -> dict[str, Any]:

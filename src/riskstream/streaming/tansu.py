@@ -6,7 +6,10 @@ differences from Apache Kafka that matter here: joining a group takes about half
 high watermark returned with fetched messages); ``message.timestamp.type=LogAppendTime`` is
 accepted but records keep the producer's CreateTime; fetches are answered about half of
 ``fetch.wait.max.ms`` late at any rate, so a consumer gets its records in clumps (with 100:
-every ~53 ms at 5,000 tx/s); data lives in memory and is gone when the broker stops.
+every ~53 ms at 5,000 tx/s); a fetch costs the broker more the more batches the partition
+holds, so consumers' load on it grows as a topic fills (fastest when producers send many
+small batches, e.g. ``linger.ms`` 5 at a few thousand records a second); data lives in memory
+and is gone when the broker stops.
 """
 
 from __future__ import annotations
