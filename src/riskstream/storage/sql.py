@@ -284,32 +284,31 @@ class SQLResultsStore(ResultsStore):
             "ORDER BY rs_ord ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id"
         )
 
-    def _copy_scored(self, conn: Connection, batch: ResultBatch) -> set[str]:
-        """COPY ``batch`` in; return the transaction ids that were new.
+    def _copy_direct(self, conn: Connection, batch: ResultBatch) -> set[str]:
+        """COPY ``batch`` straight into the table; return its transaction ids (all new).
 
-        Fast path: COPY straight into the table inside a savepoint. A batch holding a
-        transaction id that is already stored (a replay) or twice makes COPY fail on the
-        primary key; then the savepoint is rolled back and the batch goes through a staging
-        table and ``INSERT .. ON CONFLICT DO NOTHING``, which keeps the first row of each id.
-        The COPY text is built from the columns in bulk (:meth:`ResultBatch.copy_chunks`), not
-        row by row (``write_row``: ~50 % more client CPU), and sent in chunks so the server
-        parses one while the next is rendered.
+        Raises ``psycopg.errors.UniqueViolation`` if one of them is stored already (a replay)
+        or appears twice; the caller's transaction is then rolled back whole and the batch
+        goes through :meth:`_copy_merge`. No savepoint: the COPY is the transaction's first
+        statement, so rolling back to one would undo exactly what a rollback undoes, at two
+        more round trips per batch. The COPY text is built from the columns in bulk
+        (:meth:`ResultBatch.copy_chunks`), not row by row (``write_row``: ~50 % more client
+        CPU), and sent in chunks so the server parses one while the next is rendered.
         """
-        import psycopg  # the "postgres" extra; only this path needs it
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(self._direct_sql) as copy:  # type: ignore[union-attr]
+            for chunk in batch.copy_chunks(
+                self._copy_columns, self._copy_kinds, rows=_COPY_CHUNK_ROWS
+            ):
+                copy.write(chunk)
+        return set(batch.values("transaction_id"))
 
+    def _copy_merge(self, conn: Connection, batch: ResultBatch) -> set[str]:
+        """Through a staging table and ``INSERT .. ON CONFLICT DO NOTHING``, which keeps the
+        first row of each transaction id; return the ids that were new."""
         names, kinds = self._copy_columns, self._copy_kinds
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute("SAVEPOINT rs_copy")
-            try:
-                with cur.copy(self._direct_sql) as copy:
-                    for chunk in batch.copy_chunks(names, kinds, rows=_COPY_CHUNK_ROWS):
-                        copy.write(chunk)
-            except psycopg.errors.UniqueViolation:
-                cur.execute("ROLLBACK TO SAVEPOINT rs_copy")
-            else:
-                cur.execute("RELEASE SAVEPOINT rs_copy")
-                return set(batch.values("transaction_id"))
             cur.execute(self._stage_sql)
             order = list(map(str, range(len(batch))))
             with cur.copy(self._copy_sql) as copy:
@@ -317,6 +316,18 @@ class SQLResultsStore(ResultsStore):
                     copy.write(chunk)
             cur.execute(self._merge_sql)
             return {r[0] for r in cur.fetchall()}
+
+    def _store_alerts(
+        self, conn: Connection, alerts_: Sequence[dict[str, Any]], new: set[str]
+    ) -> None:
+        fresh = [a for a in alerts_ if a["transaction_id"] in new]
+        if fresh:
+            conn.execute(
+                _insert_ignore(self.engine, alerts).on_conflict_do_nothing(
+                    index_elements=["transaction_id"]
+                ),
+                fresh,
+            )
 
     def write(
         self, rows: ResultBatch | Sequence[dict[str, Any]], alerts_: Sequence[dict[str, Any]]
@@ -330,26 +341,28 @@ class SQLResultsStore(ResultsStore):
         """
         if not len(rows):
             return 0
+        if self._pg:
+            import psycopg  # the "postgres" extra; only this path needs it
+
+            batch = rows if isinstance(rows, ResultBatch) else ResultBatch.from_rows(rows)
+            try:
+                with self.engine.begin() as conn:
+                    new = self._copy_direct(conn, batch)
+                    self._store_alerts(conn, alerts_, new)
+            except psycopg.errors.UniqueViolation:  # rolled back whole; now the slow path
+                with self.engine.begin() as conn:
+                    new = self._copy_merge(conn, batch)
+                    self._store_alerts(conn, alerts_, new)
+            return len(new)
         with self.engine.begin() as conn:
-            if self._pg:
-                batch = rows if isinstance(rows, ResultBatch) else ResultBatch.from_rows(rows)
-                new = self._copy_scored(conn, batch)
-            else:
-                res = conn.execute(
-                    _insert_ignore(self.engine, scored)
-                    .on_conflict_do_nothing(index_elements=["transaction_id"])
-                    .returning(scored.c.transaction_id),
-                    rows.to_rows() if isinstance(rows, ResultBatch) else list(rows),
-                )
-                new = set(res.scalars().all())
-            fresh = [a for a in alerts_ if a["transaction_id"] in new]
-            if fresh:
-                conn.execute(
-                    _insert_ignore(self.engine, alerts).on_conflict_do_nothing(
-                        index_elements=["transaction_id"]
-                    ),
-                    fresh,
-                )
+            res = conn.execute(
+                _insert_ignore(self.engine, scored)
+                .on_conflict_do_nothing(index_elements=["transaction_id"])
+                .returning(scored.c.transaction_id),
+                rows.to_rows() if isinstance(rows, ResultBatch) else list(rows),
+            )
+            new = set(res.scalars().all())
+            self._store_alerts(conn, alerts_, new)
         return len(new)
 
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
