@@ -160,11 +160,34 @@ class _Run:
             ))
 
     def count(self) -> int:
-        return int(self.results.counts()["transactions"])
+        """Results stored (exact: one ``count(*)``)."""
+        from sqlalchemy import func, select
+
+        from riskstream.storage.sql import scored
+
+        with self.results.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(scored)) or 0)
+
+    def _progress(self) -> int:
+        """Results stored, cheaply, for polling while the workers run. On PostgreSQL its
+        insert counter (a backend reports it ~1 s late, or 10 s once idle; rolled-back rows
+        count too): a ``count(*)`` over 300,000 rows costs the server ~100 ms of CPU, and the
+        store's ``counts()`` polled 4 times a second took ~0.6 of the two cores from the
+        drain it was waiting for. SQLite counts from its smallest index."""
+        if self.results.engine.dialect.name != "postgresql":
+            return self.count()
+        from sqlalchemy import text
+
+        with self.results.engine.connect() as conn:
+            return int(conn.scalar(text(
+                "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'scored_transactions'"
+            )) or 0)
 
     def wait_count(self, n: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while self.count() < n:
+        # Exact counts only near the end: the counter lags by up to a second of results.
+        near = n - max(_BATCH, n // 10)
+        while self._progress() < near or self.count() < n:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.count()} of {n} results after {timeout_s:.0f}s")
             for p in self.procs:
