@@ -170,17 +170,18 @@ class _Run:
 
     def _progress(self) -> int:
         """Results stored, cheaply, for polling while the workers run. On PostgreSQL its
-        insert counter (a backend reports it ~1 s late, or 10 s once idle; rolled-back rows
-        count too): a ``count(*)`` over 300,000 rows costs the server ~100 ms of CPU, and the
-        store's ``counts()`` polled 4 times a second took ~0.6 of the two cores from the
-        drain it was waiting for. SQLite counts from its smallest index."""
+        insert counter (a backend reports it up to ~1 s late; rolled-back rows count too):
+        a ``count(*)`` over 300,000 rows costs the server ~100 ms of CPU, and the store's
+        ``counts()`` polled 4 times a second took ~0.6 of the two cores from the drain it
+        was waiting for. SQLite counts from its smallest index."""
         if self.results.engine.dialect.name != "postgresql":
             return self.count()
         from sqlalchemy import text
 
         with self.results.engine.connect() as conn:
             return int(conn.scalar(text(
-                "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'scored_transactions'"
+                "SELECT n_tup_ins FROM pg_stat_user_tables "
+                "WHERE relid = to_regclass('scored_transactions')"  # the one on the search path
             )) or 0)
 
     def wait_count(self, n: int, timeout_s: float) -> None:

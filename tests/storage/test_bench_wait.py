@@ -1,0 +1,49 @@
+"""``bench-kafka`` waits for the drain without loading the database it measures.
+
+Its workers' results land in PostgreSQL while it polls for them; the poll must not scan the
+results table (a ``count(*)`` of 300,000 rows costs the server ~100 ms of CPU), and it must
+still end only once every result is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import wait_for
+
+from riskstream.storage import SQLResultsStore
+from riskstream.streaming import bench
+from riskstream.streaming.bench import _Run
+
+
+def _waiter(store: SQLResultsStore, tmp_path: Path) -> Any:
+    run = object.__new__(_Run)  # only what waiting needs: no broker, no workers
+    run.results, run.procs, run.home = store, [], tmp_path
+    return run
+
+
+def test_wait_polls_the_insert_counter_and_ends_on_an_exact_count(
+    make_pg_url: Callable[..., str], make_scored: Callable[..., Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Exact counts only within a tenth of the target (not within a 5,000-row batch).
+    monkeypatch.setattr(bench, "_BATCH", 1)
+    store = SQLResultsStore(make_pg_url())  # a fresh schema: other tables share the name
+    monkeypatch.setattr(store, "counts", lambda: pytest.fail("polled with counts()"))
+    run = _waiter(store, tmp_path)
+    rows = [make_scored(i)[0] for i in range(12)]
+    store.write(rows[:7], [])
+    # The counter is this schema's table's, reported within about a second.
+    wait_for(lambda: run._progress() == 7, 10, "the insert counter to reach 7")
+    run.wait_count(7, timeout_s=10)
+    with pytest.raises(TimeoutError, match="7 of 12"):
+        run.wait_count(12, timeout_s=1.5)
+    # 5 new rows; the replayed 7 are rolled back (and counted by the counter) and ignored.
+    store.write(rows, [])
+    run.wait_count(12, timeout_s=10)
+    assert run.count() == 12
+    wait_for(lambda: run._progress() >= 12, 10, "the insert counter to pass 12")
+    store.close()
