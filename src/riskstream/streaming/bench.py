@@ -9,10 +9,11 @@ Method (every figure is measured on real ``riskstream worker`` processes and a r
   the tail of the last batch). CPU seconds of each worker and of the broker are read from
   ``/proc`` to show what is saturated.
 * **Latency**: the workers run first (joined, warmed up); transactions are then produced at a
-  fixed offered ``rate`` for ``seconds``. Latency of a transaction = broker timestamp of its
-  ``transactions.scored`` record (stamped when the worker publishes it, *after* the results
-  write returned) - the time it was handed to the producer. So it covers producer batching,
-  broker, consumer fetch, micro-batch wait, scoring, the durable write and the publication.
+  fixed offered ``rate`` for ``seconds`` (by a producer that batches up to 20 ms). Latency
+  of a transaction = broker timestamp of its ``transactions.scored`` record (stamped when the
+  worker publishes it, *after* the results write returned) - the time it was handed to the
+  producer. So it covers producer batching, broker, consumer fetch, micro-batch wait,
+  scoring, the durable write and the publication.
 * **Stages**: one batch size, in-process, the same data: microseconds per transaction in
   decode, validation, scoring, result columns (``result_batch``), results-store write, and
   publication (JSON + produce + acknowledged flush) -- where the time of a worker goes.
