@@ -254,7 +254,8 @@ class KafkaSource(Source):
         self._poller: int | None = None
         self._commit_due = False
         self._last_probe = 0.0
-        #: When :meth:`poll` last returned (monotonic): its wait is counted from there.
+        #: When the previous fetch of :meth:`poll` returned (monotonic): the next wait counts
+        #: from there, so the caller's processing time is part of it.
         self._handed_out_at = 0.0
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
