@@ -47,3 +47,18 @@ def test_wait_polls_the_insert_counter_and_ends_on_an_exact_count(
     assert run.count() == 12
     wait_for(lambda: run._progress() >= 12, 10, "the insert counter to pass 12")
     store.close()
+
+
+def test_wait_ends_when_the_counter_stalls_below_the_target(
+    make_pg_url: Callable[..., str], make_scored: Callable[..., Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A backend that goes idle reports its last inserts only ~10 s later: a counter that
+    # stopped moving short of the target is checked with an exact count, within ~1 s.
+    monkeypatch.setattr(bench, "_BATCH", 1)  # exact counts "near the end" only from 11 of 12
+    store = SQLResultsStore(make_pg_url())
+    run = _waiter(store, tmp_path)
+    store.write([make_scored(i)[0] for i in range(12)], [])
+    monkeypatch.setattr(run, "_progress", lambda: 3)  # as reported before the last batches
+    run.wait_count(12, timeout_s=3)
+    store.close()

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,16 @@ def _messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
     ]
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """What the machine, the broker and the workers had used at one moment of a drain."""
+
+    at: float  # epoch seconds, comparable with the results' ``scored_at``
+    machine: tuple[float, float] | None  # ``_cpu_times()``
+    broker: float | None  # CPU seconds
+    workers: float | None  # CPU seconds, all workers
+
+
 class _Run:
     """One benchmark run: its own topics, group, home and worker processes."""
 
@@ -160,6 +171,11 @@ class _Run:
                 env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
             ))
 
+    def workers_cpu(self) -> float | None:
+        """CPU seconds of the worker processes so far (None where ``/proc`` is not)."""
+        cpu = [_cpu_seconds(p.pid) for p in self.procs]
+        return None if None in cpu else float(sum(c for c in cpu if c is not None))
+
     def count(self) -> int:
         """Results stored (exact: one ``count(*)``)."""
         from sqlalchemy import func, select
@@ -185,12 +201,30 @@ class _Run:
                 "WHERE relid = to_regclass('scored_transactions')"  # the one on the search path
             )) or 0)
 
-    def wait_count(self, n: int, timeout_s: float) -> None:
+    def wait_count(self, n: int, timeout_s: float,
+                   samples: list[_Sample] | None = None) -> None:
+        """Return once ``n`` results are stored. ``samples`` (optional) gets a
+        :class:`_Sample` per poll, to measure the machine over exactly the drain's measured
+        window afterwards."""
         deadline = time.monotonic() + timeout_s
-        # Exact counts only near the end: the counter lags by up to a second of results.
+        # Exact counts only near the end: the counter lags by up to a second of results --
+        # or ~10 s for a backend's last transactions before it goes idle (PostgreSQL flushes
+        # a backend's statistics at most once a second, and else after 10 s idle). So a
+        # counter that stopped moving is checked with an exact count too, once a second.
         near = n - max(_BATCH, n // 10)
-        while self._progress() < near or self.count() < n:
-            if time.monotonic() > deadline:
+        last, moved_at = -1, time.monotonic()
+        while True:
+            if samples is not None:
+                samples.append(_Sample(time.time(), _cpu_times(), self.bench.broker_cpu(),
+                                       self.workers_cpu()))
+            progress, now = self._progress(), time.monotonic()
+            if progress != last:
+                last, moved_at = progress, now
+            if progress >= near or now - moved_at >= 1.0:
+                if self.count() >= n:
+                    return
+                moved_at = now
+            if now > deadline:
                 raise TimeoutError(f"{self.count()} of {n} results after {timeout_s:.0f}s")
             for p in self.procs:
                 if p.poll() is not None:
@@ -220,6 +254,10 @@ class _Bench:
         self.broker_pid = broker_pid
         self.model_path = workdir / "model.npz"
 
+    def broker_cpu(self) -> float | None:
+        """CPU seconds of the local broker so far (None for a remote one)."""
+        return _cpu_seconds(self.broker_pid) if self.broker_pid else None
+
     def producer(self, topic: str) -> Any:
         from riskstream.transport.kafka import TransactionProducer
 
@@ -235,19 +273,27 @@ class _Bench:
             producer.send_raw(key, value)
         assert producer.flush() == 0 and producer.failed == 0, "input not fully written"
         produce_s = time.perf_counter() - t0
-        broker_cpu0 = _cpu_seconds(self.broker_pid) if self.broker_pid else None
         started = time.perf_counter()
         run.start_workers()
         run.wait_count(min(len(messages), _BATCH), timeout_s=120)  # joined, first batch done
-        machine0 = _cpu_times()
-        run.wait_count(len(messages), timeout_s=900)
-        machine = _busy_share(machine0, _cpu_times())
+        samples: list[_Sample] = []
+        run.wait_count(len(messages), timeout_s=900, samples=samples)
         wall = time.perf_counter() - started
-        broker_cpu = (_cpu_seconds(self.broker_pid) - broker_cpu0  # type: ignore[operator]
-                      if broker_cpu0 is not None else None)
         stamps = np.sort(_scored_at(run.results))
         lo, hi = np.quantile(stamps, [0.05, 0.95])
         rate = 0.9 * len(stamps) / max(hi - lo, 1e-9)
+        # The machine, the broker and the workers over the measured window (polls 0.25 s
+        # apart), not the wait around it: start-up and the last exact count are not the drain.
+        inside = [s for s in samples if lo <= s.at <= hi] or samples[-1:]
+        first, end = inside[0], inside[-1]
+        span = max(end.at - first.at, 1e-9)
+        done = int(np.searchsorted(stamps, end.at) - np.searchsorted(stamps, first.at))
+
+        def per_second(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else round((b - a) / span, 2)
+
+        workers_us = (None if first.workers is None or end.workers is None or not done
+                      else round((end.workers - first.workers) / done * 1e6, 1))
         cpu = run.stop()
         return {
             "workers": workers,
@@ -256,8 +302,9 @@ class _Bench:
             "drain_seconds_p5_to_p95": round(float(hi - lo), 3),
             "wall_seconds_incl_startup_and_join": round(wall, 2),
             "worker_cpu_seconds": [None if c is None else round(c, 2) for c in cpu],
-            "broker_cpu_seconds_during_drain": None if broker_cpu is None else round(broker_cpu, 2),
-            "machine_cpu_busy_share_during_drain": machine,
+            "worker_cpu_us_per_tx_during_drain": workers_us,
+            "broker_cores_during_drain": per_second(first.broker, end.broker),
+            "machine_cpu_busy_share_during_drain": _busy_share(first.machine, end.machine),
             "producer_tx_per_s_prefill": round(len(messages) / produce_s),
         }
 
