@@ -46,6 +46,52 @@ from riskstream.transport.base import Batch, Sink, Source
 
 log = logging.getLogger("riskstream.kafka")
 
+
+class RepeatFilter(logging.Filter):
+    """Drop a log record that repeats one let through less than ``window_s`` ago; the next
+    one let through says how many were dropped.
+
+    librdkafka logs every reconnection attempt of every internal thread: with the broker down
+    a worker wrote ~20 identical "Connect to ... failed" lines a second, burying the warnings
+    that say what is wrong (which the error callback reports, itself rate-limited).
+
+    >>> f = RepeatFilter(window_s=30.0)
+    >>> rec = lambda: logging.LogRecord("k", logging.ERROR, "", 0, "down", None, None)
+    >>> [f.filter(rec()) for _ in range(3)]
+    [True, False, False]
+    """
+
+    def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.clock = clock
+        #: (level, text) -> (when last let through, repeats dropped since)
+        self._seen: dict[tuple[int, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()  # clients deliver logs on the threads that poll them
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, record.getMessage())
+        now = self.clock()
+        with self._lock:
+            last, dropped = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self.window_s:
+                self._seen[key] = (last, dropped + 1)
+                return False
+            if len(self._seen) > 1000:  # forget what has not repeated within the window
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+            self._seen[key] = (now, 0)
+        if dropped and last is not None:
+            since = now - last
+            record.msg = f"{key[1]} (and {dropped} more like it in the last {since:.0f} s)"
+            record.args = None
+        return True
+
+
+#: librdkafka's own log lines (``logger`` of every client): repeats suppressed.
+client_log = logging.getLogger("riskstream.kafka.client")
+client_log.addFilter(RepeatFilter())
+
 #: Offset commits refused because the group has moved on (a rebalance, or this member was
 #: expelled): retrying is pointless; the partition's next owner replays from the last commit.
 _GENERATION_ERRORS = frozenset(
@@ -124,8 +170,9 @@ def client_config(settings: Any, bootstrap: str | None = None) -> dict[str, Any]
 
 
 def _logged(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """librdkafka logs go to the ``riskstream.kafka`` logger, not raw to stderr."""
-    return {"logger": log, **conf}
+    """librdkafka logs go to the ``riskstream.kafka.client`` logger (repeats suppressed), not
+    raw to stderr."""
+    return {"logger": client_log, **conf}
 
 
 def ensure_topics(
