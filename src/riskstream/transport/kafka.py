@@ -276,8 +276,8 @@ class KafkaSource(Source):
             # 5,000 tx/s, 16 interleaved pairs on a slow and a fast box: p50 lower in 15, p99
             # lower in 12 (none of 100's stalled runs), for ~1.6x the workers' and the
             # broker's CPU at that rate (smaller batches, as Kafka would deliver them). The
-            # cost: a full topic drained 7-17 % slower in 3 pairs (Tansu seems to return less
-            # per fetch when the wait is short). 10 was worse on a slow box (docs/streaming.md).
+            # cost: a full topic drained 7-17 % slower in 3 pairs (cause not established; a plain
+            # consumer showed it once, not twice). 10 was worse on a slow box (docs/streaming.md).
             "fetch.wait.max.ms": 20,
             # Heartbeats well inside the session timeout (Kafka's rule of thumb: a third).
             "heartbeat.interval.ms": max(500, min(3000, session_timeout_ms // 3)),
