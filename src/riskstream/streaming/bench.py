@@ -171,9 +171,13 @@ class _Run:
                 env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
             ))
 
+    def worker_cpus(self) -> list[float | None]:
+        """CPU seconds of each worker process so far (None where ``/proc`` is not)."""
+        return [_cpu_seconds(p.pid) for p in self.procs]
+
     def workers_cpu(self) -> float | None:
-        """CPU seconds of the worker processes so far (None where ``/proc`` is not)."""
-        cpu = [_cpu_seconds(p.pid) for p in self.procs]
+        """CPU seconds of all worker processes so far."""
+        cpu = self.worker_cpus()
         return None if None in cpu else float(sum(c for c in cpu if c is not None))
 
     def count(self) -> int:
@@ -232,7 +236,7 @@ class _Run:
             time.sleep(0.25)
 
     def stop(self) -> list[float | None]:
-        cpu = [_cpu_seconds(p.pid) for p in self.procs]
+        cpu = self.worker_cpus()
         for p in self.procs:
             p.send_signal(signal.SIGTERM)
         for p in self.procs:
@@ -289,9 +293,8 @@ class _Bench:
         span = max(end.at - first.at, 1e-9)
         done = int(np.searchsorted(stamps, end.at) - np.searchsorted(stamps, first.at))
 
-        def per_second(a: float | None, b: float | None) -> float | None:
-            return None if a is None or b is None else round((b - a) / span, 2)
-
+        broker_cores = (None if first.broker is None or end.broker is None
+                        else round((end.broker - first.broker) / span, 2))
         workers_us = (None if first.workers is None or end.workers is None or not done
                       else round((end.workers - first.workers) / done * 1e6, 1))
         cpu = run.stop()
@@ -303,7 +306,7 @@ class _Bench:
             "wall_seconds_incl_startup_and_join": round(wall, 2),
             "worker_cpu_seconds": [None if c is None else round(c, 2) for c in cpu],
             "worker_cpu_us_per_tx_during_drain": workers_us,
-            "broker_cores_during_drain": per_second(first.broker, end.broker),
+            "broker_cores_during_drain": broker_cores,
             "machine_cpu_busy_share_during_drain": _busy_share(first.machine, end.machine),
             "producer_tx_per_s_prefill": round(len(messages) / produce_s),
         }
