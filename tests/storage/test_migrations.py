@@ -3,6 +3,7 @@ adoption of pre-migration databases, concurrent start-up, and the ``riskstream d
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -126,6 +127,37 @@ def test_upgrade_from_0004_keeps_row_json_and_narrows_the_decision_index(db_url:
         assert [r["transaction_id"] for r in store.transactions(decision="allow")] == ["t2"]
     finally:
         store.close()
+
+
+def test_downgrade_from_0006_turns_feature_arrays_back_into_objects(db_url: str) -> None:
+    import numpy as np
+
+    from riskstream.storage.batch import Const, Matrix, ResultBatch
+
+    store = SQLResultsStore(db_url)
+    try:
+        batch = ResultBatch(2, {
+            "transaction_id": ["a", "b"], "timestamp": np.array([1.0, 2.0]),
+            "user_id": ["u", "u"], "amount": np.array([3.0, 4.0]), "score": np.array([0.1, 0.2]),
+            "decision": ["allow", "allow"], "scored_at": Const(5.0),
+            "features": Matrix.rounded(("x", "y"), np.array([[1.5, -2.0], [0.25, 7.0]]), 5),
+        })
+        assert store.write(batch, []) == 2
+    finally:
+        store.close()
+    engine = make_engine(db_url)
+    try:
+        migrate.downgrade(engine, "0005")
+        assert "feature_set" not in {
+            c["name"] for c in inspect(engine).get_columns("scored_transactions")}
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text(
+                "SELECT transaction_id, features FROM scored_transactions")).all())
+        assert {k: json.loads(v) for k, v in stored.items()} == {
+            "a": {"x": 1.5, "y": -2.0}, "b": {"x": 0.25, "y": 7.0}}
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def test_pre_migration_database_is_adopted(db_url: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riskstream.storage.batch import Matrix, ResultBatch
-from riskstream.storage.numtext import json_objects
+from riskstream.storage.numtext import json_arrays, json_objects
 
 
 def parsed(rows: list[str]) -> np.ndarray:
@@ -59,3 +59,15 @@ def test_batch_uses_the_writer_and_falls_back_to_orjson_with_equal_values() -> N
     assert json.loads(huge.json_rows()[0]) == {"f": {"a": stored}}
     odd = ResultBatch(1, {"f": Matrix.rounded(("a\\b",), np.array([[0.5]]), 5)})
     assert odd.copy_text(["f"], {"f": "json"}) == '{"a\\\\\\\\b":0.5}\n'  # JSON \\ then COPY \\
+
+
+def test_arrays_are_the_objects_values_in_key_order() -> None:
+    rng = np.random.default_rng(7)
+    m = Matrix.rounded(tuple("abcde"), rng.normal(size=(500, 5)) * 1000, 5)
+    m.values[::11, 1] = np.nan
+    objects = json_objects(m.names, m.values, 5)
+    arrays = json_arrays(m.values, 5)
+    assert objects is not None and arrays is not None
+    assert [json.loads(a) for a in arrays] == [list(json.loads(o).values()) for o in objects]
+    assert json_arrays(np.empty((2, 0)), 5) == ["[]", "[]"]
+    assert json_arrays(np.array([[1e12]]), 5) is None  # too large: the caller uses orjson

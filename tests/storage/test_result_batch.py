@@ -29,6 +29,7 @@ from riskstream.pipeline import result_batch, result_rows
 from riskstream.schema import CANONICAL_COLUMNS
 from riskstream.storage import SQLResultsStore
 from riskstream.storage.batch import COPY_NULL, Const, Matrix, ResultBatch, _float_texts
+from riskstream.storage.sql import feature_set_id
 from riskstream.storage.sql import scored as scored_table
 from riskstream.transport.kafka import KafkaTopics, ResultsPublisher
 
@@ -163,6 +164,43 @@ def test_columns_round_trip_through_the_store(store: SQLResultsStore,
     assert store.counts()["transactions"] == len(batch)
 
 
+def test_features_are_stored_as_arrays_and_read_as_objects(
+        store: SQLResultsStore, scored: ScoredBatch) -> None:
+    """Revision 0006: the names are kept once, in feature_sets; a row holds its values. Rows
+    stored as objects (before it, or written as row dicts) read as they are, and a store
+    that never wrote a set reads it from the database."""
+    from sqlalchemy import text
+
+    batch = result_batch(scored)
+    store.write(batch, batch.alerts)
+    legacy = {**batch.to_rows()[0], "transaction_id": "legacy"}
+    store.write([legacy], [])
+    with store.engine.connect() as conn:
+        raw = dict(conn.execute(text(
+            "SELECT transaction_id, features FROM scored_transactions")).all())
+        sets = conn.execute(text("SELECT id, names FROM feature_sets")).all()
+        stored_set = conn.execute(text(
+            "SELECT DISTINCT feature_set FROM scored_transactions "
+            "WHERE transaction_id <> 'legacy'")).scalar_one()
+    fid = feature_set_id(FEATURES)
+    assert stored_set == fid and len(sets) == 1 and sets[0][0] == fid
+    first = batch.to_rows()[1]
+    assert orjson.loads(raw[first["transaction_id"]]) == list(first["features"].values())
+    assert orjson.loads(raw["legacy"]) == legacy["features"]
+    assert len(str(raw[first["transaction_id"]])) < len(str(raw["legacy"])) / 2
+    fresh = SQLResultsStore(store.url)
+    try:
+        rows = {r["transaction_id"]: r for r in fresh.transactions(limit=10_000)}
+        assert rows[first["transaction_id"]] == first and rows["legacy"] == legacy
+        assert "feature_set" not in rows["legacy"]
+        alert = fresh.alerts(limit=1)[0]
+        detail = fresh.get_alert(alert["id"])
+        assert detail is not None
+        assert detail["transaction"]["features"] == rows[alert["transaction_id"]]["features"]
+    finally:
+        fresh.close()
+
+
 def test_hand_built_columns_with_every_kind(store: SQLResultsStore) -> None:
     n = len(NASTY)
     lat = np.linspace(-45.5, 45.5, n)
@@ -277,8 +315,10 @@ def test_store_accepts_row_dicts_missing_columns(store: SQLResultsStore) -> None
 
 
 def test_table_columns_are_known_to_the_builder(scored: ScoredBatch) -> None:
-    # Every stored column comes out of result_batch (a new column needs a value there).
-    assert list(result_batch(scored).columns) == [c.name for c in scored_table.columns]
+    # Every stored column comes out of result_batch (a new column needs a value there), but
+    # feature_set: the store's own, naming the list its features arrays follow.
+    assert [*result_batch(scored).columns, "feature_set"] == [
+        c.name for c in scored_table.columns]
 
 
 def test_copy_chunks_concatenate_to_the_copy_text(scored: ScoredBatch) -> None:

@@ -28,7 +28,8 @@ Column kinds (``ResultBatch.columns`` maps a stored column name to one of them):
   transaction without coordinates);
 * :class:`Const` -- one value shared by every row (model version, batch time);
 * :class:`Matrix` -- a 2-D float array rendered as one JSON object per row, ``names`` as keys
-  (features, per-detector scores).
+  (features, per-detector scores); or, ``keyed=False``, as one JSON array per row in the order
+  of ``names`` (how the results store keeps features: :meth:`Matrix.unkeyed`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from riskstream.storage.numtext import json_objects
+from riskstream.storage.numtext import json_arrays, json_objects
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: COPY text spelling of SQL NULL.
@@ -69,17 +70,26 @@ class Matrix:
     #: Set when every value is rounded to this many decimals (see :meth:`rounded`): the rows
     #: are then spelled by a compiled loop (:mod:`riskstream.storage.numtext`).
     decimals: int | None = None
+    #: False: each row is a JSON array of its values in ``names`` order, not an object.
+    keyed: bool = True
 
     @classmethod
     def rounded(cls, names: Sequence[str], values: np.ndarray, decimals: int) -> Matrix:
         """``values`` rounded to ``decimals`` places (what is stored and published)."""
         return cls(tuple(names), np.round(values, decimals), decimals)
 
-    def dicts(self) -> list[dict[str, float | None]]:
-        names = self.names
+    def unkeyed(self) -> Matrix:
+        """The same values, each row rendered as a JSON array (``names`` kept aside)."""
+        return Matrix(self.names, self.values, self.decimals, keyed=False)
+
+    def dicts(self) -> list[dict[str, float | None]] | list[list[float | None]]:
+        """Each row as a dict (``names`` as keys), or as a list if not :attr:`keyed`."""
         rows = self.values.tolist()
         if not np.isfinite(self.values).all():  # JSON has no NaN/inf: orjson writes null
             rows = [[v if math.isfinite(v) else None for v in r] for r in rows]
+        if not self.keyed:
+            return rows
+        names = self.names
         return [dict(zip(names, r, strict=True)) for r in rows]
 
 
@@ -148,7 +158,7 @@ class ResultBatch:
             if isinstance(col, Const):
                 out[k] = col.value
             elif isinstance(col, Matrix):
-                out[k] = Matrix(col.names, col.values[i : i + 1]).dicts()[0]
+                out[k] = Matrix(col.names, col.values[i : i + 1], keyed=col.keyed).dicts()[0]
             elif isinstance(col, np.ndarray):
                 v = float(col[i])
                 out[k] = None if v != v else v
@@ -253,7 +263,10 @@ class ResultBatch:
     def _matrix_pieces(self, name: str | None, col: Matrix) -> list[Piece]:
         """``{"a":`` values of a ``,"b":`` values of b ``}`` (the values of the column
         ``name`` rendered once a batch; ``None``: a matrix not in ``columns``, not cached).
-        A rounded matrix comes as one piece: each row's whole object, compiled-loop spelled."""
+        A rounded matrix comes as one piece: each row's whole object, compiled-loop spelled.
+        An unkeyed matrix likewise, as one JSON array per row."""
+        if not col.keyed:
+            return [self._array_rows(name, col)]
         if col.decimals is not None and self.n:
             if name is None:
                 rows = _object_rows(col)
@@ -275,6 +288,15 @@ class ResultBatch:
             out += [("{" if k == 0 else ",") + _json_text(key) + ":", texts]
         out.append("}")
         return out
+
+    def _array_rows(self, name: str | None, col: Matrix) -> list[str]:
+        """Each row of an unkeyed matrix as a JSON array (cached under ``name``)."""
+        rows = None if name is None else self._object_cache.get(name)
+        if rows is None:
+            rows = _array_rows(col)
+            if name is not None:
+                self._object_cache[name] = rows
+        return rows
 
     def _json_texts(self, col: Column, nulls: bool = False) -> list[Any]:
         """JSON text of each value; ``None`` (NULL) stays ``None`` unless ``nulls``
@@ -331,6 +353,16 @@ def _object_rows(m: Matrix) -> list[str] | None:
     if any("\\" in _json_text(k) for k in m.names):
         return None
     return json_objects(m.names, m.values, m.decimals)
+
+
+def _array_rows(m: Matrix) -> list[str]:
+    """Each row as a JSON array: compiled-loop spelled when rounded, else through orjson
+    (``null`` for NaN and infinities either way)."""
+    rows = None if m.decimals is None else json_arrays(m.values, m.decimals)
+    if rows is None:
+        values = np.ascontiguousarray(m.values, dtype=np.float64)
+        rows = [orjson.dumps(r, option=_NUMPY).decode() for r in values]
+    return rows
 
 
 def _matrix_values(m: Matrix) -> list[list[str]]:

@@ -25,7 +25,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest revision. ``tests/storage/test_migrations.py`` checks it is the script head.
-HEAD = "0005"
+HEAD = "0006"
 #: The revision of the schema ``SQLResultsStore`` created before Alembic was introduced.
 LEGACY = "0001"
 #: pg_advisory_xact_lock key serialising migrations ("rsmg" in ASCII).

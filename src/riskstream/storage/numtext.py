@@ -1,4 +1,4 @@
-"""JSON text of rounded float matrices, one object per row, written by a compiled loop.
+"""JSON text of rounded float matrices, one object (or array) per row, written by a compiled loop.
 
 A scored batch stores each transaction's features (21 values rounded to 5 decimals) and
 per-detector scores as JSON objects: for 5,000 rows that is 105,000 numbers. Spelling them
@@ -16,8 +16,9 @@ The spelling can differ from orjson's shortest form (``0.00001`` rather than ``1
 never the value.
 
 NaN and infinities become ``null`` (as orjson writes them). A value too large for a 53-bit
-``k``, or more than :data:`MAX_DECIMALS` decimals, makes :func:`json_objects` return
-``None``: the caller falls back to orjson.
+``k``, or more than :data:`MAX_DECIMALS` decimals, makes :func:`json_objects` (and
+:func:`json_arrays`, the same rows without keys, as the results store keeps features)
+return ``None``: the caller falls back to orjson.
 """
 
 from __future__ import annotations
@@ -38,11 +39,17 @@ _NUMBER_WIDTH = 34
 
 @njit(cache=True)
 def _write_rows(
-    values: np.ndarray, decimals: int, keys: np.ndarray, key_end: np.ndarray, out: np.ndarray
+    values: np.ndarray,
+    decimals: int,
+    keys: np.ndarray,
+    key_end: np.ndarray,
+    close: int,
+    out: np.ndarray,
 ) -> int:
     """Write ``{key0 v, key1 v, ...}\\n`` per row into ``out``; return the bytes written, or
     -1 if a value is too large (``keys`` holds each key's ``{"name":`` / ``,"name":`` prefix
-    back to back, ``key_end[j]`` where prefix ``j`` ends)."""
+    back to back, ``key_end[j]`` where prefix ``j`` ends; ``close`` is the byte that ends a
+    row's text: ``}``, or ``]`` when the prefixes are ``[`` and ``,``)."""
     n, m = values.shape
     scale = 10.0**decimals
     digits = np.empty(24, dtype=np.uint8)
@@ -90,7 +97,7 @@ def _write_rows(
             for t in range(decimals - 1, low - 1, -1):
                 out[pos] = digits[t]
                 pos += 1
-        out[pos] = 125  # '}'
+        out[pos] = close
         out[pos + 1] = 10  # '\n'
         pos += 2
     return pos
@@ -103,20 +110,38 @@ def json_objects(names: Sequence[str], values: np.ndarray, decimals: int) -> lis
     >>> json_objects(("a", "b"), np.array([[1.5, -0.00001], [float("nan"), 120.0]]), 5)
     ['{"a":1.5,"b":-0.00001}', '{"a":null,"b":120.0}']
     """
-    if not 0 <= decimals <= MAX_DECIMALS:
-        return None
-    n = values.shape[0]
-    if not n or not names:
-        return ["{}"] * n
+    if not names:
+        return ["{}"] * values.shape[0]
     prefixes = [
         ("{" if j == 0 else ",").encode() + orjson.dumps(str(k)) + b":"
         for j, k in enumerate(names)
     ]
+    return _rows(values, decimals, prefixes, ord("}"))
+
+
+def json_arrays(values: np.ndarray, decimals: int) -> list[str] | None:
+    """One JSON array per row of ``values`` (already rounded to ``decimals`` places); ``None``
+    as for :func:`json_objects`.
+
+    >>> json_arrays(np.array([[1.5, -0.00001], [float("nan"), 120.0]]), 5)
+    ['[1.5,-0.00001]', '[null,120.0]']
+    """
+    if not values.shape[1]:
+        return ["[]"] * values.shape[0]
+    return _rows(values, decimals, [b"["] + [b","] * (values.shape[1] - 1), ord("]"))
+
+
+def _rows(values: np.ndarray, decimals: int, prefixes: list[bytes], close: int) -> list[str] | None:
+    if not 0 <= decimals <= MAX_DECIMALS:
+        return None
+    n = values.shape[0]
+    if not n:
+        return []
     keys = np.frombuffer(b"".join(prefixes), dtype=np.uint8)
     key_end = np.cumsum([len(p) for p in prefixes]).astype(np.int64)
-    out = np.empty(n * (len(keys) + len(names) * _NUMBER_WIDTH + 2), dtype=np.uint8)
+    out = np.empty(n * (len(keys) + len(prefixes) * _NUMBER_WIDTH + 2), dtype=np.uint8)
     size = _write_rows(
-        np.ascontiguousarray(values, dtype=np.float64), int(decimals), keys, key_end, out
+        np.ascontiguousarray(values, dtype=np.float64), int(decimals), keys, key_end, close, out
     )
     if size < 0:
         return None

@@ -12,12 +12,19 @@ batch adds nothing and a failed batch adds nothing:
   one ``INSERT .. SELECT .. ON CONFLICT DO NOTHING``. Alert reasons and model info are JSONB;
   a scored transaction's features and detector scores are JSON *text* (revision 0005).
 
+Features are stored as a JSON *array* of values, with ``feature_set`` naming the list of
+feature names they follow (table ``feature_sets``, one row per distinct list; revision 0006):
+the names were ~60 % of every row's features text, and the server's cost of a row follows
+its bytes. Reads give the features back as a ``{name: value}`` object, as written; rows
+stored as objects (before 0006, or written as row dicts) are read as they are.
+
 The schema is owned by Alembic (:mod:`riskstream.storage.migrate`); opening a store brings
 the database to the current revision unless told not to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -57,7 +64,7 @@ from riskstream.storage.base import (
     VERDICT_STATUS,
     ResultsStore,
 )
-from riskstream.storage.batch import ResultBatch
+from riskstream.storage.batch import Const, Matrix, ResultBatch
 
 metadata = MetaData()
 
@@ -121,6 +128,8 @@ scored = Table(
     Column("score", Float, nullable=False),
     Column("decision", _key(8), nullable=False),
     Column("reasons", JSON),
+    # A JSON array in the order of the names of its ``feature_set`` (revision 0006), or (rows
+    # stored before it, or written as row dicts) a JSON object.
     Column("features", RowJSON),
     Column("model_version", String(128)),
     Column("latency_ms", Float),
@@ -130,6 +139,7 @@ scored = Table(
     Column("detector_scores", RowJSON),
     Column("shadow_score", Float),
     Column("shadow_version", String(128)),
+    Column("feature_set", String(32)),  # feature_sets.id; NULL: features is an object
     Index("ix_scored_ts", "timestamp"),
     Index("ix_scored_user_ts", "user_id", "timestamp"),
     # Partial (revision 0005): the queries that filter on a decision look for the flagged
@@ -186,6 +196,14 @@ dead = Table(
     Column("payload", Text),
 )
 
+feature_sets = Table(
+    "feature_sets",
+    metadata,
+    Column("id", String(32), primary_key=True),  # feature_set_id(names)
+    Column("names", JSONDoc, nullable=False),  # the feature names, in the stored arrays' order
+    Column("first_seen", Float, nullable=False),
+)
+
 models = Table(
     "model_versions",
     metadata,
@@ -193,6 +211,16 @@ models = Table(
     Column("info", JSONDoc),
     Column("first_seen", Float, nullable=False),
 )
+
+def feature_set_id(names: Sequence[str]) -> str:
+    """The id of a list of feature names: the first 16 hex digits of the SHA-256 of the list
+    as JSON (the same list always gets the same id, on any process and any database).
+
+    >>> feature_set_id(["log_amount", "amount_z"])
+    '33e3a82bb0f914a0'
+    """
+    return hashlib.sha256(json.dumps(list(names)).encode()).hexdigest()[:16]
+
 
 #: Rows per COPY data chunk: large enough that rendering stays bulk work, small enough that
 #: PostgreSQL parses chunk k while chunk k+1 is rendered (measured: 1,000 rows of a 5,000-row
@@ -253,6 +281,9 @@ class SQLResultsStore(ResultsStore):
         if migrate:
             migrations.ensure_schema(self.engine)
         self._pg = self.engine.dialect.name == "postgresql"
+        #: Feature sets this process has registered / read: names -> id, id -> names.
+        self._feature_ids: dict[tuple[str, ...], str] = {}
+        self._feature_names: dict[str, tuple[str, ...]] = {}
         if self._pg:
             self._prepare_copy()
 
@@ -341,6 +372,8 @@ class SQLResultsStore(ResultsStore):
         """
         if not len(rows):
             return 0
+        if isinstance(rows, ResultBatch):
+            rows = self._compact(rows)
         if self._pg:
             import psycopg  # the "postgres" extra; only this path needs it
 
@@ -364,6 +397,53 @@ class SQLResultsStore(ResultsStore):
             new = set(res.scalars().all())
             self._store_alerts(conn, alerts_, new)
         return len(new)
+
+    def _compact(self, batch: ResultBatch) -> ResultBatch:
+        """``batch`` with its features matrix stored as arrays plus their ``feature_set``
+        (registered once per process); other batches as they are."""
+        features = batch.columns.get("features")
+        if not isinstance(features, Matrix) or not features.keyed:
+            return batch
+        columns = dict(batch.columns)
+        columns["features"] = features.unkeyed()
+        columns["feature_set"] = Const(self._register_feature_set(features.names))
+        return ResultBatch(batch.n, columns, batch.alerts)
+
+    def _register_feature_set(self, names: tuple[str, ...]) -> str:
+        known = self._feature_ids.get(names)
+        if known is not None:
+            return known
+        fid = feature_set_id(names)
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert_ignore(self.engine, feature_sets).on_conflict_do_nothing(
+                    index_elements=["id"]
+                ),
+                [{"id": fid, "names": list(names), "first_seen": time.time()}],
+            )
+            stored = conn.scalar(select(feature_sets.c.names).where(feature_sets.c.id == fid))
+        if tuple(stored) != names:  # 64 bits of SHA-256 collided: refuse, never mislabel
+            raise RuntimeError(f"feature set {fid} is stored with other names: {stored}")
+        self._feature_ids[names] = fid
+        self._feature_names[fid] = names
+        return fid
+
+    def _with_feature_names(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Turn each row's stored features array back into ``{name: value}`` (in place) and
+        drop ``feature_set``, a storage detail."""
+        for row in rows:
+            fid = row.pop("feature_set", None)
+            values = row.get("features")
+            if fid is None or not isinstance(values, list):
+                continue
+            names = self._feature_names.get(fid)
+            if names is None:
+                stored = conn.scalar(select(feature_sets.c.names).where(feature_sets.c.id == fid))
+                if stored is None:
+                    tx = row.get("transaction_id")
+                    raise LookupError(f"feature set {fid} of transaction {tx} is unknown")
+                names = self._feature_names[fid] = tuple(stored)
+            row["features"] = dict(zip(names, values, strict=True))
 
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
         if not letters:
@@ -404,7 +484,9 @@ class SQLResultsStore(ResultsStore):
         stmt = self._filtered(scored, select(scored), user_id, decision, since, until)
         stmt = stmt.order_by(scored.c.timestamp.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+            self._with_feature_names(conn, rows)
+        return rows
 
     def alerts(
         self,
@@ -637,7 +719,10 @@ class SQLResultsStore(ResultsStore):
                 )
             ]
             scored_row = conn.execute(select(scored).where(scored.c.transaction_id == tx)).first()
-            out["transaction"] = None if scored_row is None else dict(scored_row._mapping)
+            out["transaction"] = None
+            if scored_row is not None:
+                out["transaction"] = dict(scored_row._mapping)
+                self._with_feature_names(conn, [out["transaction"]])
         return out
 
     def label_alert(
@@ -707,7 +792,7 @@ class SQLResultsStore(ResultsStore):
     def latest_transactions(
         self, limit: int = 200, *, user_id: str | None = None, decision: str | None = None
     ) -> list[dict[str, Any]]:
-        cols = [c for c in scored.c if c.name != "features"]
+        cols = [c for c in scored.c if c.name not in ("features", "feature_set")]
         stmt = self._filtered(scored, select(*cols), user_id, decision, None, None)
         stmt = stmt.order_by(scored.c.timestamp.desc()).limit(limit)
         with self.engine.connect() as conn:
