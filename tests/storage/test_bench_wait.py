@@ -7,6 +7,7 @@ still end only once every result is stored.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,31 @@ def test_wait_ends_when_the_counter_stalls_below_the_target(
     monkeypatch.setattr(run, "_progress", lambda: 3)  # as reported before the last batches
     run.wait_count(12, timeout_s=3)
     store.close()
+
+
+def test_a_runs_database_is_dropped_after_it(make_pg_url: Callable[..., str]) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    # The test server, without the per-test schema option (the new database has no schema).
+    server = make_url(make_pg_url()).set(query={}).render_as_string(hide_password=False)
+    name = f"rs_bench_droptest_{uuid.uuid4().hex[:8]}"
+    url = bench._fresh_database(server, name)
+    try:
+        SQLResultsStore(url).close()  # a schema and a connection pool, as a run leaves them
+    except BaseException:
+        bench._drop_database(url)
+        raise
+
+    def exists() -> bool:
+        admin = create_engine(server)
+        try:
+            with admin.connect() as conn:
+                return bool(conn.scalar(text(
+                    "SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}))
+        finally:
+            admin.dispose()
+
+    assert exists()
+    bench._drop_database(url)
+    assert not exists()
