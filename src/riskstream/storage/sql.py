@@ -212,6 +212,7 @@ models = Table(
     Column("first_seen", Float, nullable=False),
 )
 
+
 def feature_set_id(names: Sequence[str]) -> str:
     """The id of a list of feature names: the first 16 hex digits of the SHA-256 of the list
     as JSON (the same list always gets the same id, on any process and any database).
