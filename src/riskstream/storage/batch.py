@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,16 +265,11 @@ class ResultBatch:
         ``name`` rendered once a batch; ``None``: a matrix not in ``columns``, not cached).
         A rounded matrix comes as one piece: each row's whole object, compiled-loop spelled.
         An unkeyed matrix likewise, as one JSON array per row."""
-        if not col.keyed:
-            return [self._array_rows(name, col)]
-        if col.decimals is not None and self.n:
-            if name is None:
-                rows = _object_rows(col)
-            elif name in self._object_cache:
-                rows = self._object_cache[name]
-            else:
-                rows = self._object_cache[name] = _object_rows(col)
-            if rows is not None:
+        rounded = col.decimals is not None and self.n
+        whole = _array_rows if not col.keyed else _object_rows if rounded else None
+        if whole is not None:
+            rows = self._whole_rows(name, col, whole)
+            if rows is not None:  # _array_rows always renders; _object_rows may decline
                 return [rows]
         values = None if name is None else self._matrix_cache.get(name)
         if values is None:
@@ -289,14 +284,15 @@ class ResultBatch:
         out.append("}")
         return out
 
-    def _array_rows(self, name: str | None, col: Matrix) -> list[str]:
-        """Each row of an unkeyed matrix as a JSON array (cached under ``name``)."""
-        rows = None if name is None else self._object_cache.get(name)
-        if rows is None:
-            rows = _array_rows(col)
-            if name is not None:
-                self._object_cache[name] = rows
-        return rows
+    def _whole_rows(
+        self, name: str | None, col: Matrix, build: Callable[[Matrix], list[str] | None]
+    ) -> list[str] | None:
+        """``build(col)``: each row's whole JSON text (or None), cached under ``name``."""
+        if name is None:
+            return build(col)
+        if name not in self._object_cache:
+            self._object_cache[name] = build(col)
+        return self._object_cache[name]
 
     def _json_texts(self, col: Column, nulls: bool = False) -> list[Any]:
         """JSON text of each value; ``None`` (NULL) stays ``None`` unless ``nulls``

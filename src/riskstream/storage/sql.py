@@ -223,6 +223,12 @@ def feature_set_id(names: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(names)).encode()).hexdigest()[:16]
 
 
+def _stored_names(conn: Connection, fid: str) -> tuple[str, ...] | None:
+    """The feature names stored for set ``fid`` (None if there is no such set)."""
+    names = conn.scalar(select(feature_sets.c.names).where(feature_sets.c.id == fid))
+    return None if names is None else tuple(names)
+
+
 #: Rows per COPY data chunk: large enough that rendering stays bulk work, small enough that
 #: PostgreSQL parses chunk k while chunk k+1 is rendered (measured: 1,000 rows of a 5,000-row
 #: batch cut the write's wall time ~20 % against one 3.6 MB text).
@@ -282,8 +288,7 @@ class SQLResultsStore(ResultsStore):
         if migrate:
             migrations.ensure_schema(self.engine)
         self._pg = self.engine.dialect.name == "postgresql"
-        #: Feature sets this process has registered / read: names -> id, id -> names.
-        self._feature_ids: dict[tuple[str, ...], str] = {}
+        #: Feature sets this process has registered or read: id -> names.
         self._feature_names: dict[str, tuple[str, ...]] = {}
         if self._pg:
             self._prepare_copy()
@@ -411,10 +416,9 @@ class SQLResultsStore(ResultsStore):
         return ResultBatch(batch.n, columns, batch.alerts)
 
     def _register_feature_set(self, names: tuple[str, ...]) -> str:
-        known = self._feature_ids.get(names)
-        if known is not None:
-            return known
         fid = feature_set_id(names)
+        if self._feature_names.get(fid) == names:
+            return fid
         with self.engine.begin() as conn:
             conn.execute(
                 _insert_ignore(self.engine, feature_sets).on_conflict_do_nothing(
@@ -422,10 +426,9 @@ class SQLResultsStore(ResultsStore):
                 ),
                 [{"id": fid, "names": list(names), "first_seen": time.time()}],
             )
-            stored = conn.scalar(select(feature_sets.c.names).where(feature_sets.c.id == fid))
-        if tuple(stored) != names:  # 64 bits of SHA-256 collided: refuse, never mislabel
+            stored = _stored_names(conn, fid)
+        if stored != names:  # 64 bits of SHA-256 collided: refuse, never mislabel
             raise RuntimeError(f"feature set {fid} is stored with other names: {stored}")
-        self._feature_ids[names] = fid
         self._feature_names[fid] = names
         return fid
 
@@ -437,13 +440,11 @@ class SQLResultsStore(ResultsStore):
             values = row.get("features")
             if fid is None or not isinstance(values, list):
                 continue
-            names = self._feature_names.get(fid)
+            names = self._feature_names.get(fid) or _stored_names(conn, fid)
             if names is None:
-                stored = conn.scalar(select(feature_sets.c.names).where(feature_sets.c.id == fid))
-                if stored is None:
-                    tx = row.get("transaction_id")
-                    raise LookupError(f"feature set {fid} of transaction {tx} is unknown")
-                names = self._feature_names[fid] = tuple(stored)
+                tx = row.get("transaction_id")
+                raise LookupError(f"feature set {fid} of transaction {tx} is unknown")
+            self._feature_names[fid] = names
             row["features"] = dict(zip(names, values, strict=True))
 
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:

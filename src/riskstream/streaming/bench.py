@@ -384,30 +384,34 @@ class _Bench:
 def _fresh_database(server_url: str, name: str) -> str:
     """A new, empty PostgreSQL database on the server of ``server_url`` (each run stores the
     same transaction ids, so runs must not share tables); returns its URL."""
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     url = make_url(server_url)
     if not url.drivername.startswith("postgresql"):
         raise ValueError("--db-url: a PostgreSQL server URL (SQLite is the default)")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    _on_server(server_url, f'CREATE DATABASE "{name}"')
     return url.set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_database(db_url: str) -> None:
     """Drop a database :func:`_fresh_database` made: a run leaves ~0.5 GB of results that
     nobody reads after its figures are taken."""
+    from sqlalchemy.engine import make_url
+
+    _on_server(db_url, f'DROP DATABASE IF EXISTS "{make_url(db_url).database}" WITH (FORCE)')
+
+
+def _on_server(db_url: str, statement: str) -> None:
+    """Run ``statement`` outside a transaction on the server of ``db_url`` (connected to its
+    ``postgres`` database: a database cannot be created or dropped from inside itself)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    url = make_url(db_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(make_url(db_url).set(database="postgres"),
+                          isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(text(statement))
     finally:
         admin.dispose()
 
