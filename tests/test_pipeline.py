@@ -146,3 +146,20 @@ def test_in_process_queue_batches_and_carries(make_stream: Callable[..., pd.Data
     assert list(pd.concat([first.frame, second.frame])["transaction_id"]) == list(
         frame["transaction_id"]
     )
+
+
+def test_settle_gc_freezes_startup_objects_and_raises_the_young_threshold() -> None:
+    """Process-wide settings, so checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, riskstream.pipeline as p\n"
+        "before = gc.get_threshold()\n"
+        "p.settle_gc()\n"
+        "after = gc.get_threshold()\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert after == (p.GC_YOUNG_THRESHOLD, *before[1:]), (before, after)\n"
+        "assert p.GC_YOUNG_THRESHOLD > before[0]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

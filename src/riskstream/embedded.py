@@ -17,7 +17,7 @@ import time
 import uvicorn
 
 from riskstream.api import create_app
-from riskstream.pipeline import Pipeline
+from riskstream.pipeline import Pipeline, settle_gc
 from riskstream.runtime import Runtime
 from riskstream.settings import Settings
 from riskstream.simulate import SimConfig, stream
@@ -57,6 +57,7 @@ def _users(runtime: Runtime) -> str:
 
 def run_embedded(settings: Settings) -> None:
     runtime, pipeline, feeder, server = build_embedded(settings)
+    settle_gc()
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

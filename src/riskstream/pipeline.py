@@ -23,6 +23,7 @@ One batch is in flight at most, and batches are committed in order.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,6 +45,26 @@ from riskstream.transport.base import Batch, Sink, Source
 from riskstream.writebehind import PendingState, Tail
 
 log = logging.getLogger("riskstream.pipeline")
+
+#: Net new container objects (dicts, lists, ...) that start a young cyclic-GC collection while
+#: a loop runs. Python's default, 700, started ~13 young and ~1 middle collection per
+#: 5,000-row batch, which found nothing: a batch's dicts, lists and frames are freed by
+#: reference counting when it ends. At 50,000 a collection runs only when objects really pile
+#: up. Measured on the in-process loop (decode to rendered COPY and Kafka texts): 0.6 us/tx
+#: of collections gone, 16.98 -> 16.03 us/tx in all; over 1.2M transactions the net growth
+#: stayed under 3,100 objects and resident memory flat (docs/streaming.md).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_gc() -> None:
+    """Before a long-running loop: what is built so far (modules, model, stores) is frozen
+    out of the cyclic GC's reach -- its full collections stop scanning ~200k objects and
+    pausing the stream for 100+ ms -- and young collections wait for
+    :data:`GC_YOUNG_THRESHOLD` net new objects. Process-wide; call once, after start-up."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 # -- error policy: small callbacks, not scattered try/except -------------------------------------

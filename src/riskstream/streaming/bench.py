@@ -25,7 +25,6 @@ it and dropped once its figures are taken.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import platform
@@ -428,7 +427,7 @@ def stage_profile(bundle: Any, messages: list[tuple[bytes, bytes]], bootstrap: s
                   workdir: Path, db_url: str | None = None, batches: int = 10
                   ) -> dict[str, float]:
     """Microseconds per transaction of each stage of a worker's batch (see module doc)."""
-    from riskstream.pipeline import decode, result_batch
+    from riskstream.pipeline import decode, result_batch, settle_gc
     from riskstream.runtime import Runtime
     from riskstream.schema import validate_frame
     from riskstream.settings import Settings
@@ -467,10 +466,10 @@ def stage_profile(bundle: Any, messages: list[tuple[bytes, bytes]], bootstrap: s
         rt.core.commit(scored)
         t.append(time.perf_counter())
         if k == 0:
-            # As a worker does after start-up: long-lived objects out of the cyclic GC's
-            # reach, or its full collections land in whichever stage allocates next.
-            gc.collect()
-            gc.freeze()
+            # As a worker does after start-up (long-lived objects out of the cyclic GC's
+            # reach, young collections rarer), or collections land in whichever stage
+            # allocates next.
+            settle_gc()
             continue
         for name, a, b in zip(spent, t, t[1:], strict=False):
             spent[name] += b - a

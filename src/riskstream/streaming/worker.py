@@ -18,7 +18,6 @@ reports it on ``/health`` (503) and resumes without loss.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 
 from riskstream.features.state import StateStore
 from riskstream.models.bundle import ModelBundle
-from riskstream.pipeline import ErrorPolicy, Pipeline
+from riskstream.pipeline import ErrorPolicy, Pipeline, settle_gc
 from riskstream.runtime import Runtime, open_state
 from riskstream.settings import Settings
 from riskstream.streaming.partition_state import (
@@ -157,11 +156,7 @@ class KafkaWorker:
     def run(self) -> None:
         """Consume until :meth:`stop`, then drain (:meth:`close`)."""
         s = self.settings
-        # Everything built so far (modules, model, stores) lives as long as the process: keep
-        # it out of the cyclic GC's reach, so its full collections stop scanning ~200k
-        # objects and pausing the stream for 100+ ms.
-        gc.collect()
-        gc.freeze()
+        settle_gc()
         try:
             self.pipeline.run(s.kafka_batch_size, s.kafka_batch_timeout_ms / 1000.0)
         finally:
