@@ -574,12 +574,13 @@ def test_broker_outage_pauses_the_worker_which_resumes_without_loss(
 
 
 def test_producer_config_compresses_by_default_and_keeps_its_guarantees() -> None:
-    """lz4 is a tuning default (the user's choice wins); durability settings are not."""
+    """zstd is a tuning default (the user's choice wins); durability settings are not."""
     from riskstream.transport.kafka import producer_config
 
     plain = producer_config({})
-    assert plain["compression.type"] == "lz4"
+    assert plain["compression.type"] == "zstd" and plain["compression.level"] == 1
     assert plain["acks"] == "all" and plain["enable.idempotence"] is True
-    mine = producer_config({"compression.type": "zstd", "acks": "1", "linger.ms": 50})
-    assert mine["compression.type"] == "zstd" and mine["linger.ms"] == 50
+    mine = producer_config({"compression.type": "lz4", "acks": "1", "linger.ms": 50})
+    assert mine["compression.type"] == "lz4" and mine["linger.ms"] == 50
+    assert "compression.level" not in mine  # zstd's level is not another codec's
     assert mine["acks"] == "all"  # applied after the user's properties
