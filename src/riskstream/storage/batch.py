@@ -225,7 +225,11 @@ class ResultBatch:
             elif kind == "json":
                 pieces.append(_copy_escaped(self._json_texts(col)))
             else:
-                pieces.append(_copy_escaped(_texts(col)))  # type: ignore[arg-type]
+                text = _joined(col)
+                if text is not None and not _needs_escape(text):
+                    pieces.append(col)  # type: ignore[arg-type]  # every value a plain str
+                else:
+                    pieces.append(_copy_escaped(_texts(col)))  # type: ignore[arg-type]
         pieces.append("\n")
         return pieces
 
@@ -383,9 +387,21 @@ def _all_str(col: list[Any]) -> bool:
     return set(map(type, col)) <= {str}  # C-level: no Python bytecode per value
 
 
+def _joined(col: list[Any]) -> str | None:
+    """Every value's text joined, or None if one is not a str (``None`` included): ``join``
+    checks each item in C, so one call both tests a column and gives the text to scan
+    (half the cost of a type scan, a ``None`` scan and a join; a str subclass counts as its
+    text, as orjson writes it)."""
+    try:
+        return "".join(col)
+    except TypeError:
+        return None
+
+
 def _plain_strings(col: list[Any]) -> bool:
     """True if every value is a str that JSON encodes as itself between quotes."""
-    return _all_str(col) and _JSON_SPECIAL.search("".join(col)) is None
+    text = _joined(col)
+    return text is not None and _JSON_SPECIAL.search(text) is None
 
 
 def _json_text(value: Any) -> str:
