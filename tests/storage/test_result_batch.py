@@ -243,6 +243,30 @@ def test_hand_built_columns_with_every_kind(store: SQLResultsStore) -> None:
         assert orjson.loads(text) == row
 
 
+def test_copy_and_json_texts_do_not_depend_on_which_is_rendered_first() -> None:
+    """Number texts and plain-string findings are cached per column and shared with the
+    store's compact view: NULLs spelled for COPY must not leak into JSON, or back."""
+    n = len(NASTY)
+    lat = np.linspace(-1.0, 1.0, n)
+    lat[[0, 3]] = [np.nan, np.inf]
+
+    def fresh() -> ResultBatch:
+        return ResultBatch(n, {"transaction_id": [f"t{i}" for i in range(n)], "lat": lat,
+                               "city": list(NASTY), "country": ["FR"] * n,
+                               "lon": [None, *([0.5] * (n - 1))]})
+
+    names, kinds = ["transaction_id", "lat", "city", "country", "lon"], {
+        "lat": "float", "lon": "float"}
+    copy_alone, json_alone = fresh().copy_text(names, kinds), fresh().json_rows()
+    first = fresh()
+    view = first.sharing_texts(dict(first.columns))
+    assert view._number_cache is first._number_cache and view._plain_cache is first._plain_cache
+    assert view.copy_text(names, kinds) == copy_alone and first.json_rows() == json_alone
+    second = fresh()
+    assert second.json_rows() == json_alone and second.copy_text(names, kinds) == copy_alone
+    assert "\\N" in copy_alone and "Infinity" in copy_alone and '"lat":null' in json_alone[0]
+
+
 def test_json_rows_of_a_scored_batch(scored: ScoredBatch) -> None:
     batch = result_batch(scored)
     texts = batch.json_rows()

@@ -112,9 +112,22 @@ class ResultBatch:
     _object_cache: dict[str, list[str] | None] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: A float array column's orjson texts, and whether a list column is all plain strings
+    #: (:func:`_plain_strings`), by name: found once for the COPY text and the JSON records.
+    #: The results store's compact view of a batch (same columns but the features) shares
+    #: them (:meth:`sharing_texts`).
+    _number_cache: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _plain_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.n
+
+    def sharing_texts(self, columns: dict[str, Column]) -> ResultBatch:
+        """This batch with ``columns`` instead, sharing the number and plain-string findings
+        (its columns of the same name must be the very same objects); matrix texts are not
+        shared."""
+        return ResultBatch(self.n, columns, self.alerts, _number_cache=self._number_cache,
+                           _plain_cache=self._plain_cache)
 
     # -- construction from rows (tests, the API's single-row path, other writers) -------------
     @classmethod
@@ -217,19 +230,18 @@ class ResultBatch:
             elif isinstance(col, Const):
                 pieces.append(_copy_scalar(col.value, kind))
             elif kind == "float":
-                pieces.append(_float_texts(col))  # type: ignore[arg-type]
+                numbers = self._numbers(name, col) if isinstance(col, np.ndarray) else None
+                pieces.append(_float_texts(col, numbers))  # type: ignore[arg-type]
             elif kind == "json" and isinstance(col, Matrix):
                 # Numbers never need COPY escaping; a key might (escaped with its piece).
                 pieces += [p if isinstance(p, list) else _escape(p)
                            for p in self._matrix_pieces(name, col)]
             elif kind == "json":
                 pieces.append(_copy_escaped(self._json_texts(col)))
+            elif isinstance(col, list) and self._plain(name, col):
+                pieces.append(col)  # plain for JSON: no COPY escape either, and no NULL
             else:
-                text = _joined(col)
-                if text is not None and not _needs_escape(text):
-                    pieces.append(col)  # type: ignore[arg-type]  # every value a plain str
-                else:
-                    pieces.append(_copy_escaped(_texts(col)))  # type: ignore[arg-type]
+                pieces.append(_copy_escaped(_texts(col)))  # type: ignore[arg-type]
         pieces.append("\n")
         return pieces
 
@@ -255,10 +267,10 @@ class ResultBatch:
                 pieces.append(_json_text(col.value))
             elif isinstance(col, Matrix):
                 pieces += self._matrix_pieces(name, col)
-            elif isinstance(col, list) and _plain_strings(col):
+            elif isinstance(col, list) and self._plain(name, col):
                 pieces += ['"', col, '"']  # nothing to escape: the quotes are the encoding
             else:
-                pieces.append(self._json_texts(col, nulls=True))
+                pieces.append(self._json_texts(col, nulls=True, name=name))
         # JSON text holds no raw newline (orjson escapes control characters; plain strings
         # have none), so one is a safe row separator.
         pieces.append("}\n")
@@ -298,9 +310,26 @@ class ResultBatch:
             self._object_cache[name] = build(col)
         return self._object_cache[name]
 
-    def _json_texts(self, col: Column, nulls: bool = False) -> list[Any]:
+    def _numbers(self, name: str | None, col: np.ndarray) -> list[str]:
+        """:func:`_number_texts` of column ``name`` (None: not cached). Shared: copy the list
+        before changing it."""
+        if name is None:
+            return _number_texts(col)
+        texts = self._number_cache.get(name)
+        if texts is None:
+            texts = self._number_cache[name] = _number_texts(col)
+        return texts
+
+    def _plain(self, name: str, col: list[Any]) -> bool:
+        """:func:`_plain_strings` of column ``name``, cached."""
+        plain = self._plain_cache.get(name)
+        if plain is None:
+            plain = self._plain_cache[name] = _plain_strings(col)
+        return plain
+
+    def _json_texts(self, col: Column, nulls: bool = False, name: str | None = None) -> list[Any]:
         """JSON text of each value; ``None`` (NULL) stays ``None`` unless ``nulls``
-        (then ``"null"``)."""
+        (then ``"null"``). ``name``: the column's, to share its number texts."""
         null: Any = "null" if nulls else None
         if not self.n:
             return []
@@ -309,7 +338,7 @@ class ResultBatch:
         if isinstance(col, Const):
             return [_json_text(col.value)] * self.n
         if isinstance(col, np.ndarray):
-            texts = _number_texts(col)
+            texts = self._numbers(name, col)
             if null is None and "null" in texts:
                 texts = [None if t == "null" else t for t in texts]
             return texts
@@ -408,16 +437,18 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=_NUMPY, default=str).decode()
 
 
-def _float_texts(col: list[Any] | np.ndarray) -> list[str]:
+def _float_texts(col: list[Any] | np.ndarray, numbers: list[str] | None = None) -> list[str]:
     """COPY text of a float column: orjson's shortest round-trip spelling, ``\\N`` for NULL.
+    ``numbers``: an array's :func:`_number_texts`, if known (not changed).
 
     orjson writes ``null`` for None, NaN and infinities alike; those few are told apart from
     the original values: an array's NaN is NULL (a missing coordinate), a list's None is NULL
     and its NaN/inf are stored as such (as the row path did).
     """
     if isinstance(col, np.ndarray):
-        texts = _number_texts(col)
+        texts = _number_texts(col) if numbers is None else numbers
         if "null" in texts:
+            texts = list(texts)
             for i in np.flatnonzero(~np.isfinite(col)).tolist():
                 v = float(col[i])
                 texts[i] = COPY_NULL if v != v else _pg_special(v)

@@ -413,7 +413,7 @@ class SQLResultsStore(ResultsStore):
         columns = dict(batch.columns)
         columns["features"] = features.unkeyed()
         columns["feature_set"] = Const(self._register_feature_set(features.names))
-        return ResultBatch(batch.n, columns, batch.alerts)
+        return batch.sharing_texts(columns)
 
     def _register_feature_set(self, names: tuple[str, ...]) -> str:
         fid = feature_set_id(names)
