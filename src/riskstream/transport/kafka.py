@@ -654,7 +654,11 @@ class Publisher:
         for topic, key, value, headers in messages:
             while True:
                 try:
-                    produce(topic, value, key, headers=headers)
+                    if headers is None:
+                        # Keyword arguments cost the C call ~0.3 us more per message.
+                        produce(topic, value, key)
+                    else:
+                        produce(topic, value, key, headers=headers)
                     break
                 except BufferError:  # local queue full: let deliveries drain it
                     poll(0.05)
