@@ -366,3 +366,22 @@ def test_json_records_are_the_rows_as_utf8(scored: ScoredBatch) -> None:
     batch = result_batch(scored)
     assert batch.json_records() == [t.encode() for t in batch.json_rows()]
     assert ResultBatch(0, {}).json_records() == []
+
+
+def test_results_publisher_can_leave_the_features_out(scored: ScoredBatch) -> None:
+    batch = result_batch(scored)
+    topics = KafkaTopics("tx", "scored", "alerts", "dlq")
+    full, lean = _CapturingPublisher(), _CapturingPublisher()
+    ResultsPublisher(full, topics).publish_results(batch)  # type: ignore[arg-type]
+    ResultsPublisher(lean, topics, features=False).publish_results(batch)  # type: ignore[arg-type]
+    assert len(lean.sent) == len(full.sent)
+    for (t1, k1, v1, _), (t2, k2, v2, _) in zip(full.sent, lean.sent, strict=True):
+        assert (t1, k1) == (t2, k2)
+        a, b = orjson.loads(v1), orjson.loads(v2)
+        if t1 == "scored":
+            assert "features" in a and "features" not in b
+            a.pop("features")
+        assert a == b  # everything else as before; alerts never carried features
+    # The batch itself is untouched: the store still gets the features.
+    assert isinstance(batch.columns["features"], Matrix)
+    assert "features" in batch.to_rows()[0]

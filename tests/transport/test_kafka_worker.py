@@ -157,6 +157,7 @@ def test_each_transaction_scored_once_and_alerts_published(
     scored = read_topic(settings.kafka_topic_scored, n)
     scored_ids = [orjson.loads(m.value())["transaction_id"] for m in scored]
     assert len(scored_ids) == n and set(scored_ids) == set(frame["transaction_id"])
+    assert "features" in orjson.loads(scored[0].value())  # by default
 
     alerts = read_topic(settings.kafka_topic_alerts, counts["alerts"])
     assert len(alerts) == counts["alerts"] > 0
@@ -180,6 +181,32 @@ def test_each_transaction_scored_once_and_alerts_published(
     w.stop()  # SIGTERM path: checkpoint, commit, leave the group
     assert committed_total(settings) == n
     assert_same_states(snapshot_states(settings), clean_user_states(tiny_bundle, frame))
+
+
+def test_scored_records_can_leave_the_features_out(
+    kafka_settings: Callable[..., Any],
+    start_worker: Callable[..., Any],
+    read_topic: Callable[..., list[Any]],
+    waiter: Callable[..., Any],
+    sim_history: pd.DataFrame,
+    tiny_bundle: Any,
+) -> None:
+    settings = kafka_settings(kafka_scored_features=False)
+    frame = ordered(sim_history).head(300)
+    n = len(frame)
+    create_topics(settings)
+    produce(settings, frame)
+    w = start_worker(settings, tiny_bundle)
+    results = w.worker.runtime.results
+    waiter(lambda: results.counts()["transactions"] >= n, 60, f"{n} results")
+    records = [orjson.loads(m.value()) for m in read_topic(settings.kafka_topic_scored, n)]
+    assert len(records) == n
+    assert all("features" not in r and {"score", "decision", "reasons"} <= set(r)
+               for r in records)
+    # The results store keeps them.
+    stored = results.transactions(limit=5)
+    assert stored and all(isinstance(r["features"], dict) and len(r["features"]) > 5
+                          for r in stored)
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])

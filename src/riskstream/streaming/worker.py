@@ -120,7 +120,8 @@ class KafkaWorker:
             rt.metrics,
             policy=policy,
             lock=rt.lock,
-            results_sink=ResultsPublisher(self.publisher, self.topics),
+            results_sink=ResultsPublisher(self.publisher, self.topics,
+                                          features=s.kafka_scored_features),
             dead_letter_sink=DeadLetterPublisher(
                 self.publisher, self.topics.dlq, s.kafka_dlq_max_payload_bytes
             ),

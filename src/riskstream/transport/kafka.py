@@ -702,11 +702,13 @@ def alert_message(row: Mapping[str, Any]) -> dict[str, Any]:
 
 class ResultsPublisher(Sink):
     """Every scored row to ``transactions.scored`` and every review/block to ``alerts``, keyed
-    by ``user_id`` (one flush per batch for both topics)."""
+    by ``user_id`` (one flush per batch for both topics). ``features=False`` leaves the
+    ``features`` object out of the scored records (alerts never carry it)."""
 
-    def __init__(self, publisher: Publisher, topics: KafkaTopics) -> None:
+    def __init__(self, publisher: Publisher, topics: KafkaTopics, *, features: bool = True) -> None:
         self.publisher = publisher
         self.topics = topics
+        self.features = features
 
     def publish(self, records: list[dict[str, Any]]) -> None:
         """Row dicts (any producer of result rows); see :meth:`publish_results`."""
@@ -721,7 +723,9 @@ class ResultsPublisher(Sink):
         keys = [str(u).encode() for u in batch.values("user_id")]
         messages: list[tuple[str, bytes | None, bytes, None]] = []
         if scored:
-            messages += zip(repeat(scored), keys, batch.json_records(), repeat(None))
+            records = batch if self.features else batch.sharing_texts(
+                {k: c for k, c in batch.columns.items() if k != "features"})
+            messages += zip(repeat(scored), keys, records.json_records(), repeat(None))
         if alerts:
             decisions = batch.values("decision")
             for i, decision in enumerate(decisions):
