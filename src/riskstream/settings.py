@@ -128,9 +128,10 @@ class Settings(BaseSettings):
     #: with them) every this many seconds, and on revocation and shutdown. A crash replays
     #: at most this much input; replays change neither results nor state.
     kafka_checkpoint_every_s: float = Field(5.0, gt=0)
-    #: Whether ``transactions.scored`` records carry the ``features`` object (about half of a
-    #: record's bytes and ~2 us of a worker's CPU per transaction). The results store keeps
-    #: them either way; turn off when no consumer of the topic reads them.
+    #: Whether ``transactions.scored`` records carry the ``features`` object: about half of a
+    #: record's bytes, and 3-6 us of a worker's CPU per transaction (rendering, compressing,
+    #: sending; docs/streaming.md). The results store keeps them either way: turn this off
+    #: when no consumer of the topic reads them.
     kafka_scored_features: bool = True
 
     @model_validator(mode="after")
