@@ -126,6 +126,18 @@ def committed_total(settings: Any) -> int:
     return sum(max(tp.offset, 0) for tp in tps)
 
 
+def score_with_one_worker(settings: Any, frame: pd.DataFrame, bundle: Any,
+                          start_worker: Callable[..., Any], waiter: Callable[..., Any]) -> Any:
+    """Topics created, ``frame`` produced, one worker started; returns once every row of
+    ``frame`` is in its results store."""
+    create_topics(settings)
+    produce(settings, frame)
+    w = start_worker(settings, bundle)
+    n = len(frame)
+    waiter(lambda: w.worker.runtime.results.counts()["transactions"] >= n, 60, f"{n} results")
+    return w
+
+
 def metric(worker: Any, name: str, labels: dict[str, str] | None = None) -> float | None:
     return worker.worker.runtime.metrics.registry.get_sample_value(name, labels or {})
 
@@ -142,11 +154,8 @@ def test_each_transaction_scored_once_and_alerts_published(
     settings = kafka_settings()
     frame = ordered(sim_history)
     n = len(frame)
-    create_topics(settings)
-    produce(settings, frame)
-    w = start_worker(settings, tiny_bundle)
+    w = score_with_one_worker(settings, frame, tiny_bundle, start_worker, waiter)
     results = w.worker.runtime.results
-    waiter(lambda: results.counts()["transactions"] >= n, 60, f"{n} results")
     # Rows are durable before the batch finishes (publish, state, commit, metrics follow):
     # wait for the batch to complete before reading counters.
     waiter(lambda: w.processed >= n
@@ -194,11 +203,8 @@ def test_scored_records_can_leave_the_features_out(
     settings = kafka_settings(kafka_scored_features=False)
     frame = ordered(sim_history).head(300)
     n = len(frame)
-    create_topics(settings)
-    produce(settings, frame)
-    w = start_worker(settings, tiny_bundle)
+    w = score_with_one_worker(settings, frame, tiny_bundle, start_worker, waiter)
     results = w.worker.runtime.results
-    waiter(lambda: results.counts()["transactions"] >= n, 60, f"{n} results")
     records = [orjson.loads(m.value()) for m in read_topic(settings.kafka_topic_scored, n)]
     assert len(records) == n
     assert all("features" not in r and {"score", "decision", "reasons"} <= set(r)
