@@ -82,6 +82,11 @@ def card_window_features(frame: pd.DataFrame, clip_z: float) -> pd.DataFrame:
     return pd.DataFrame(back, columns=list(CARD_COLUMNS), index=frame.index)
 
 
+def day(date: str) -> float:
+    """UTC midnight of ``date`` as epoch seconds (the FDH times are UTC)."""
+    return pd.Timestamp(date, tz="UTC").timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("path", help="FDH transactions file (csv, csv.gz or parquet)")
@@ -100,7 +105,6 @@ def main() -> None:
     ours = [f for f in FEATURES if frame[f].std() > 0]
     sets = {"riskstream": ours, "+card 14 d": [*ours, *CARD_COLUMNS]}
     ts = frame["timestamp"].to_numpy(dtype=float)
-    day = lambda d: pd.Timestamp(d, tz="UTC").timestamp()  # noqa: E731
     test = frame[(ts >= day(TEST[0])) & (ts < day(TEST[1]))].reset_index(drop=True)
     summary = []
     for window, since in WINDOWS.items():
