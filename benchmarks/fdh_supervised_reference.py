@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from riskstream.evaluation.metrics import average_precision, recall_by_scenario
 from riskstream.features import FEATURES, FeatureSpec
-from riskstream.io import read_transactions
-from riskstream.replay import prepare, replay_features
+from riskstream.offline.evaluation.metrics import average_precision, recall_by_scenario
+from riskstream.offline.io import read_transactions
+from riskstream.offline.replay import prepare, replay_features
 
 TEST = ("2018-08-08", "2018-08-15")
 #: Training windows, all ending where the handbook's training week ends (2018-07-31).

@@ -97,15 +97,15 @@ def run(
     """Run the benchmark (see module docstring); ``gc_freeze`` moves everything alive after
     warm-up out of the cyclic GC's reach, as a long-running worker can do at start-up;
     ``write_behind`` overlaps each batch's writes with the next batch's scoring, as the
-    worker does with Redis state (``riskstream.writebehind``)."""
+    worker does with Redis state (``riskstream.pipeline.writebehind``)."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from riskstream import replay
-    from riskstream.core import ScoringCore
     from riskstream.features.redis_state import RedisStateStore
     from riskstream.metrics import Metrics
+    from riskstream.offline import replay
     from riskstream.pipeline import Pipeline, settle_gc
+    from riskstream.scoring.core import ScoringCore
     from riskstream.simulate import SimConfig, simulate
     from riskstream.storage.sql import SQLResultsStore
     from riskstream.transport import InProcessQueue

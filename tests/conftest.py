@@ -148,8 +148,8 @@ def sim_history() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def tiny_bundle(sim_history: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A model trained on the simulated history (labels dropped), saved once per session."""
-    from riskstream import replay
     from riskstream.models import ModelBundle
+    from riskstream.offline import replay
 
     bundle = replay.train(sim_history.drop(columns=["label", "scenario"]))
     path = tmp_path_factory.mktemp("model") / "current.npz"
@@ -160,7 +160,7 @@ def tiny_bundle(sim_history: pd.DataFrame, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 def make_runtime(tmp_path: Any, tiny_bundle: Any) -> Callable[..., Any]:
     """``make_runtime(**settings)``: a Runtime on a fresh home directory with the tiny model."""
-    from riskstream.runtime import Runtime
+    from riskstream.service.runtime import Runtime
     from riskstream.settings import Settings
 
     made: list[Any] = []

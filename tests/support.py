@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
+from tansu import free_port
 
-from riskstream.streaming.tansu import free_port
+__all__ = ["free_port", "load_benchmark", "wait_for"]
 
-__all__ = ["free_port", "wait_for"]
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -27,3 +32,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} ({last})")
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` (not an installed module), imported once by file path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module

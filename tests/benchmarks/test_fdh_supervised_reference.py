@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from support import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fdh_supervised_reference.py"
 DAY = 86_400.0
 
 
 @pytest.fixture(scope="module")
 def reference() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fdh_supervised_reference", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fdh_supervised_reference")
 
 
 def test_card_window_features_read_only_the_same_cards_earlier_payments(

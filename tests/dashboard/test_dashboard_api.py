@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from riskstream.api import create_app
 from riskstream.dashboard.feed import FeedFilter, FeedHub, sse_events
-from riskstream.reasons import CODES
+from riskstream.scoring.reasons import CODES
 
 REASON = {"code": "NEW_DEVICE", "feature": "new_device", "value": 1.0,
           "text": "device never seen for this user"}

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from riskstream.reasons import CODES
+from riskstream.scoring.reasons import CODES
 
 pytestmark = pytest.mark.slow
 

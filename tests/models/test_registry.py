@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskstream import replay
 from riskstream.models import IsolationForestDetector, ModelBundle
 from riskstream.models.registry import ModelWatcher, Registry, load_model
+from riskstream.offline import replay
 from riskstream.pipeline import Pipeline
-from riskstream.runtime import Runtime
+from riskstream.service.runtime import Runtime
 from riskstream.settings import Settings
 from riskstream.transport import InProcessQueue
 

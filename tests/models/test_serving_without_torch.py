@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskstream import replay
 from riskstream.models.bundle import parse_detectors
+from riskstream.offline import replay
 
 SCRIPT = """
 import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
-from riskstream.core import ScoringCore
+from riskstream.scoring.core import ScoringCore
 from riskstream.features import InMemoryStateStore
 from riskstream.models import ModelBundle
 import pandas as pd
@@ -42,8 +42,8 @@ def test_full_ensemble_scores_without_torch(sim_history: pd.DataFrame, tmp_path:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "isolation_forest,autoencoder,sequence,half_space_trees"
-    from riskstream.core import ScoringCore
     from riskstream.features import InMemoryStateStore
+    from riskstream.scoring.core import ScoringCore
 
     here = ScoringCore(bundle, InMemoryStateStore()).score(batch).scores
     np.testing.assert_allclose(pd.read_parquet(tmp_path / "scores.parquet")["score"], here)

@@ -1,4 +1,5 @@
-"""``bench-kafka`` waits for the drain without loading the database it measures.
+"""The Kafka benchmark (benchmarks/kafka_e2e.py) waits for the drain without loading the
+database it measures.
 
 Its workers' results land in PostgreSQL while it polls for them; the poll must not scan the
 results table (a ``count(*)`` of 300,000 rows costs the server ~100 ms of CPU), and it must
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for
+from support import load_benchmark, wait_for
 
 from riskstream.storage import SQLResultsStore
-from riskstream.streaming import bench
-from riskstream.streaming.bench import _Run
+
+bench = load_benchmark("kafka_e2e")
+_Run = bench._Run
 
 
 def _waiter(store: SQLResultsStore, tmp_path: Path) -> Any:

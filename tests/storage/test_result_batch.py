@@ -22,11 +22,11 @@ import orjson
 import pandas as pd
 import pytest
 
-from riskstream.core import DECISIONS, ScoredBatch, ScoringCore
 from riskstream.features import InMemoryStateStore
 from riskstream.features.spec import FEATURES
 from riskstream.pipeline import result_batch, result_rows
 from riskstream.schema import CANONICAL_COLUMNS
+from riskstream.scoring.core import DECISIONS, ScoredBatch, ScoringCore
 from riskstream.storage import SQLResultsStore
 from riskstream.storage.batch import COPY_NULL, Const, Matrix, ResultBatch, _float_texts
 from riskstream.storage.sql import feature_set_id

@@ -21,8 +21,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from support import wait_for
-
-from riskstream.streaming.tansu import TansuBroker
+from tansu import TansuBroker
 
 #: Group session timeout for test workers: Tansu's joins take about half of it.
 SESSION_TIMEOUT_MS = 6000
@@ -133,7 +132,7 @@ class WorkerThread:
     """A :class:`KafkaWorker` running in a thread of the test process (no signals, no API)."""
 
     def __init__(self, settings: Any, bundle: Any = None, **kw: Any) -> None:
-        from riskstream.streaming.worker import KafkaWorker
+        from riskstream.service.worker import KafkaWorker
 
         self.worker = KafkaWorker(settings, bundle=bundle, **kw)
         self.error: BaseException | None = None

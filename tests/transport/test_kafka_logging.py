@@ -7,8 +7,8 @@ import time
 
 import pytest
 from confluent_kafka import Consumer
+from tansu import free_port
 
-from riskstream.streaming.tansu import free_port
 from riskstream.transport.kafka import RepeatFilter, _logged
 
 

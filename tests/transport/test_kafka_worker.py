@@ -19,14 +19,14 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from riskstream.features import FeatureEngine, InMemoryStateStore, hash_column
 from riskstream.pipeline import ErrorPolicy, backoff
 from riskstream.schema import validate_frame
-from riskstream.streaming.partition_state import read_snapshot, snapshot_dir
-from riskstream.streaming.worker import topic_configs
+from riskstream.service.worker import topic_configs
 from riskstream.transport.kafka import (
     KafkaTopics,
     TransactionProducer,
     client_config,
     ensure_topics,
 )
+from riskstream.transport.kafka.partition_state import read_snapshot, snapshot_dir
 
 N_PARTITIONS = 4
 #: As in conftest.py: group session timeout of test workers.
@@ -100,7 +100,7 @@ def assert_final_states(backend: str, settings: Any, want: dict[str, np.ndarray]
     if backend == "memory":
         assert_same_states(snapshot_states(settings), want)
         return
-    from riskstream.runtime import open_state
+    from riskstream.service.runtime import open_state
 
     store = open_state(settings)
     try:
@@ -427,11 +427,11 @@ def test_kill_9_mid_stream_then_restart_loses_and_double_counts_nothing(
     import threading
 
     import httpx
+    from tansu import free_port
 
     from riskstream.simulate import SimConfig, simulate
     from riskstream.storage import SQLResultsStore
-    from riskstream.streaming.produce import produce as paced
-    from riskstream.streaming.tansu import free_port
+    from riskstream.transport.kafka.produce import produce as paced
 
     port = free_port()
     settings = kafka_settings(kafka_batch_size=500, kafka_checkpoint_every_s=1.0, port=port,
@@ -507,8 +507,7 @@ def test_run_kafka_all_in_one_serves_and_stops_cleanly(
     import sys
 
     import httpx
-
-    from riskstream.streaming.tansu import free_port
+    from tansu import free_port
 
     port = free_port()
     settings = kafka_settings(port=port)
@@ -556,10 +555,10 @@ def test_broker_outage_pauses_the_worker_which_resumes_without_loss(
     reports it, nothing is lost or doubled when it is back (the group had expelled the worker:
     its partitions were lost, dropped unsaved and reloaded from their snapshots)."""
     from fastapi.testclient import TestClient
+    from tansu import TansuBroker, free_port
 
     from riskstream.api import create_app
     from riskstream.simulate import SimConfig, simulate
-    from riskstream.streaming.tansu import TansuBroker, free_port
 
     broker_port = free_port()
     proxy = tcp_proxy(("127.0.0.1", broker_port))

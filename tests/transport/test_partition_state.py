@@ -12,15 +12,15 @@ import pytest
 
 from riskstream.features import FeatureEngine, InMemoryStateStore
 from riskstream.features import spec as S
-from riskstream.streaming.partition_state import (
+from riskstream.transport.base import Batch
+from riskstream.transport.kafka import MessageMeta
+from riskstream.transport.kafka.partition_state import (
     PartitionCheckpoints,
     PartitionedMemoryState,
     PartitionSnapshot,
     read_snapshot,
     write_snapshot,
 )
-from riskstream.transport.base import Batch
-from riskstream.transport.kafka import MessageMeta
 
 UW = S.USER_WIDTH
 

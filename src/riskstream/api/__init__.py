@@ -5,7 +5,7 @@ Contract: ``create_app(runtime)`` serves ``GET /``, ``/health``, ``POST /predict
 ``GET /users/{id}``, ``/metrics``, and the analyst dashboard (``/dashboard``,
 ``/stream/transactions``; :mod:`riskstream.dashboard`). ``GET /`` is JSON unless the client
 asks for HTML (a browser), which is redirected to ``/dashboard``. ``/predict`` runs the same
-:class:`~riskstream.core.ScoringCore` as the stream. Bad input is a 422 naming the field;
+:class:`~riskstream.scoring.core.ScoringCore` as the stream. Bad input is a 422 naming the field;
 bodies over ``max_body_bytes`` are refused with 413.
 """
 

@@ -18,8 +18,8 @@ from riskstream.dashboard import mount_dashboard
 from riskstream.dashboard.detail import detector_scores
 from riskstream.features import spec as S
 from riskstream.pipeline import result_batch
-from riskstream.runtime import Runtime
 from riskstream.schema import Transaction, parse_timestamp, records_to_frame
+from riskstream.service.runtime import Runtime
 
 MAX_PAGE = 1000
 

@@ -35,8 +35,8 @@ from fastapi.staticfiles import StaticFiles
 from riskstream import __version__
 from riskstream.dashboard.feed import FeedFilter, FeedHub, sse_events
 from riskstream.dashboard.summary import WINDOW_S, build_summary
-from riskstream.reasons import CODES
-from riskstream.runtime import Runtime
+from riskstream.scoring.reasons import CODES
+from riskstream.service.runtime import Runtime
 
 #: Summary responses are reused for this long: charts refresh every few seconds anyway.
 SUMMARY_TTL_S = 2.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskstream.features import spec as S
+import riskstream.features.spec as S
 from riskstream.features.kernel import run_kernel
 from riskstream.features.state import StateStore
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from riskstream.features import spec as S
+import riskstream.features.spec as S
 
 _EARTH_KM = 6371.0088  # mean Earth radius (IUGG)
 

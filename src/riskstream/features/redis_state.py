@@ -48,7 +48,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from riskstream.features import spec as S
+import riskstream.features.spec as S
 from riskstream.features.state import DEFAULT_WIDTHS, StateStore, _check_shape
 
 log = logging.getLogger("riskstream.redis_state")

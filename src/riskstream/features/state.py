@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riskstream.features import spec as S
+import riskstream.features.spec as S
 
 DEFAULT_WIDTHS: dict[str, int] = {"user": S.USER_WIDTH, "merchant": S.MERCHANT_WIDTH}
 

@@ -7,7 +7,8 @@ Contract (``tests/models/test_detector_contract.py`` runs it for every detector)
   arrays and JSON-able metadata: model files never contain pickles.
 * Optionally ``feature_scores(X)``: how anomalous each row is *on each feature* (higher =
   more), for detectors that can attribute their score; the bundle calibrates it per feature
-  on the training data and reason codes rank their evidence with it (``riskstream.reasons``).
+  on the training data and reason codes rank their evidence with it
+  (``riskstream.scoring.reasons``).
 """
 
 from __future__ import annotations

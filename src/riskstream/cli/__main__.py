@@ -1,0 +1,5 @@
+"""``python -m riskstream.cli``: the ``riskstream`` command."""
+
+from riskstream.cli import main
+
+main()

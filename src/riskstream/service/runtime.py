@@ -1,0 +1,173 @@
+"""Wiring: build the core, stores, metrics and pipeline from :class:`Settings`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riskstream.features import InMemoryStateStore, StateStore
+from riskstream.metrics import Metrics
+from riskstream.models.bundle import ModelBundle
+from riskstream.models.registry import CHAMPION, ModelWatcher, Registry, parse_model_uri
+from riskstream.scoring.core import ScoringCore, Thresholds
+from riskstream.settings import Settings
+from riskstream.storage import ResultsStore, SQLResultsStore
+
+log = logging.getLogger("riskstream")
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def open_state(settings: Settings) -> StateStore:
+    """The configured state store: in-memory (restored from its snapshot) or Redis."""
+    url = settings.state_url
+    if url.startswith("memory://"):
+        path = settings.state_snapshot_path
+        if path.exists():
+            log.info("restoring user state from %s", path)
+            return InMemoryStateStore.restore(path)
+        return InMemoryStateStore()
+    if url.startswith(REDIS_SCHEMES):
+        from riskstream.features.redis_state import RedisStateStore
+
+        # No connection is made here: a Redis that is down at start-up shows in /health and
+        # is retried by the pipeline like an outage mid-stream.
+        return RedisStateStore.from_url(
+            url, prefix=settings.state_prefix, ttl_s=settings.state_ttl_s
+        )
+    raise ValueError(
+        f"unsupported state backend {url!r} (supported: memory://, redis://, rediss://, unix://)"
+    )
+
+
+def open_results(settings: Settings) -> ResultsStore:
+    """The configured results store: SQLite (default) or PostgreSQL, schema at head."""
+    return SQLResultsStore(settings.resolved_db_url(), migrate=settings.db_auto_migrate)
+
+
+def first_model(settings: Settings) -> ModelBundle:
+    """Train a first model on simulated history, for a system that has none yet."""
+    from riskstream.offline import replay
+    from riskstream.simulate import SimConfig, simulate
+
+    log.info("no model yet: training a first one on 7 simulated days")
+    history = simulate(SimConfig(n_users=settings.sim_users, days=7.0, seed=settings.sim_seed))
+    bundle = replay.train(history.drop(columns=["label", "scenario"]))
+    bundle.info["trained_on"] = "simulator (7 days, first-run model)"
+    return bundle
+
+
+def ensure_model(settings: Settings) -> tuple[ModelBundle, Registry | None]:
+    """Load the configured model (registry alias or file); with none yet, train a first one.
+
+    In registry mode a first model is registered and promoted to champion, so the next start,
+    and every other worker, serve the same version.
+    """
+    target = parse_model_uri(settings.model_uri)
+    if target is None:
+        path = Path(settings.model_uri)
+        if path.exists():
+            return ModelBundle.load(path), None
+        bundle = first_model(settings)
+        bundle.save(path)
+        return bundle, None
+    registry = Registry(settings.home, name=target[0])
+    found = registry.resolve(target[1])
+    if found is not None:
+        return found.bundle, registry
+    if target[1] != CHAMPION:
+        raise RuntimeError(f"no model version has the alias @{target[1]}")
+    bundle = first_model(settings)
+    path = bundle.save(settings.resolved_model_path())
+    version = registry.register(path, bundle, params={"source": "first run"})
+    registry.promote(version)
+    bundle.info["registry_version"] = version
+    return bundle, registry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    core: ScoringCore
+    results: ResultsStore
+    metrics: Metrics
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started_at: float = field(default_factory=time.time)
+    pipeline: object | None = None  # riskstream.pipeline.Pipeline when streaming
+    registry: Registry | None = None
+    watcher: ModelWatcher | None = None
+    #: Set when the runtime is closing: long-lived responses (the dashboard's event stream)
+    #: end on it, so they never hold up the server's shutdown. close() sets it first.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, bundle: ModelBundle | None = None, state: StateStore | None = None
+    ) -> Runtime:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        registry = None
+        if bundle is None:
+            bundle, registry = ensure_model(settings)
+        core = ScoringCore(
+            bundle,
+            state or open_state(settings),
+            Thresholds(settings.review_threshold, settings.block_threshold),
+        )
+        results = open_results(settings)
+        results.record_model(bundle.version, bundle.info)
+        metrics = Metrics()
+        metrics.model.info({"version": bundle.version, "created_at": bundle.created_at})
+        runtime = cls(settings, core, results, metrics, registry=registry)
+        if registry is not None:
+            runtime.watcher = ModelWatcher(registry, settings.registry_poll_s)
+            runtime.watcher.champion = bundle.info.get("registry_version")
+        return runtime
+
+    def refresh_models(self, force: bool = False) -> None:
+        """Between batches: follow registry alias moves (champion swap, challenger shadow).
+
+        A registry outage is logged and retried later; scoring goes on with the model in hand.
+        """
+        if self.watcher is None:
+            return
+        try:
+            champion, challenger, removed = self.watcher.check(force)
+        except Exception as exc:
+            log.warning("model registry unavailable (%s); keeping the current model", exc)
+            return
+        with self.lock:
+            if champion is not None and champion.bundle.version != self.core.bundle.version:
+                self.core.swap(champion.bundle)
+                self.results.record_model(champion.bundle.version, champion.bundle.info)
+                self.metrics.model.info(
+                    {"version": champion.bundle.version, "created_at": champion.bundle.created_at}
+                )
+                log.info(
+                    "now serving %s (registry version %s)",
+                    champion.bundle.version,
+                    champion.version,
+                )
+            if challenger is not None:
+                self.core.set_shadow(challenger.bundle)
+                log.info("shadow-scoring challenger %s", challenger.bundle.version)
+            elif removed:
+                self.core.set_shadow(None)
+
+    def snapshot_state(self) -> Path | None:
+        """Persist in-memory state (taken under the lock, so between batches)."""
+        state = self.core.state
+        if isinstance(state, InMemoryStateStore):
+            with self.lock:
+                state.snapshot(self.settings.state_snapshot_path)
+            return self.settings.state_snapshot_path
+        return None
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.snapshot_state()
+        self.core.state.close()
+        self.results.close()

@@ -1,0 +1,259 @@
+"""``riskstream worker``: one scorer in a Kafka consumer group (design: docs/streaming.md).
+
+A worker is the embedded pipeline on another transport: :class:`KafkaSource` micro-batches
+-> decode, validate, score -> results store (durable, idempotent) -> ``transactions.scored``
+and ``alerts`` (acknowledged) -> state saved -> offsets committed. Dead letters go to the
+results store and to ``transactions.dlq``. It serves the API, ``/health`` and ``/metrics``
+on its port, like ``run``.
+
+State: with ``RISKSTREAM_STATE_URL=redis://...`` the store is shared by all workers; offsets
+are committed after every batch. With ``memory://`` each worker keeps the users of the
+partitions it owns, checkpointed per partition (:mod:`.partition_state`).
+
+Stopping (SIGTERM/SIGINT): the batch in hand is finished, offsets committed, partition state
+checkpointed, the group left -- nothing is replayed by the next owner. A store or broker
+outage pauses consumption: the pipeline retries the same batch with backoff, commits nothing,
+reports it on ``/health`` (503) and resumes without loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from riskstream.features.state import StateStore
+from riskstream.models.bundle import ModelBundle
+from riskstream.pipeline import ErrorPolicy, Pipeline, settle_gc
+from riskstream.service.runtime import Runtime, open_state
+from riskstream.settings import Settings
+from riskstream.transport.kafka import (
+    DeadLetterPublisher,
+    KafkaSource,
+    KafkaTopics,
+    Publisher,
+    ResultsPublisher,
+    client_config,
+    ensure_topics,
+)
+from riskstream.transport.kafka.partition_state import (
+    PartitionCheckpoints,
+    PartitionedMemoryState,
+    snapshot_dir,
+)
+
+log = logging.getLogger("riskstream.worker")
+
+#: Room for a dead letter's headers on top of its (capped) payload, in bytes.
+_HEADER_ROOM = 64 * 1024
+#: A status line is logged this often (seconds).
+_STATUS_EVERY_S = 10.0
+
+
+#: Config of a created input topic: records are stamped with the broker's append time, so
+#: ``end_to_end_latency_seconds`` starts at arrival on the broker (brokers that ignore the
+#: setting keep the producer's create time, a few ms earlier).
+INPUT_TOPIC_CONFIG: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Per-topic configs for created topics (only the input topic has one)."""
+    return {settings.kafka_topic_transactions: dict(INPUT_TOPIC_CONFIG)}
+
+
+class KafkaWorker:
+    """Builds and runs one worker. ``run()`` blocks until :meth:`stop`, then drains."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bundle: ModelBundle | None = None,
+        policy: ErrorPolicy | None = None,
+    ) -> None:
+        self.settings = s = settings
+        self.topics = KafkaTopics.from_settings(s)
+        self.config = client_config(s)
+        if s.kafka_create_topics:
+            ensure_topics(
+                self.config,
+                self.topics.all(),
+                s.kafka_partitions,
+                s.kafka_replication,
+                topic_configs(s),
+            )
+        self.shared_state = not s.state_url.startswith("memory://")
+        state: StateStore = open_state(s) if self.shared_state else PartitionedMemoryState()
+        self.runtime = rt = Runtime.build(s, bundle=bundle, state=state)
+        self.checkpoints: PartitionCheckpoints | None = None
+        if isinstance(state, PartitionedMemoryState):
+            self.checkpoints = PartitionCheckpoints(
+                state,
+                snapshot_dir(s.home, s.kafka_group_id, self.topics.transactions),
+                s.kafka_checkpoint_every_s,
+                lock=rt.lock,
+            )
+        self.source = KafkaSource(
+            self.config,
+            self.topics.transactions,
+            s.kafka_group_id,
+            commit_each_batch=self.shared_state,
+            listener=self.checkpoints,
+            metrics=rt.metrics,
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            max_poll_interval_ms=s.kafka_max_poll_interval_ms,
+        )
+        self.publisher = Publisher(
+            self.config,
+            delivery_timeout_ms=s.kafka_delivery_timeout_ms,
+            max_message_bytes=max(
+                s.kafka_max_message_bytes, s.kafka_dlq_max_payload_bytes + _HEADER_ROOM
+            ),
+        )
+        self.pipeline = Pipeline(
+            rt.core,
+            self.source,
+            rt.results,
+            rt.metrics,
+            policy=policy,
+            lock=rt.lock,
+            results_sink=ResultsPublisher(self.publisher, self.topics,
+                                          features=s.kafka_scored_features),
+            dead_letter_sink=DeadLetterPublisher(
+                self.publisher, self.topics.dlq, s.kafka_dlq_max_payload_bytes
+            ),
+            max_message_bytes=s.kafka_max_message_bytes,
+            # Effective with shared (Redis) state only: per-partition memory state is
+            # checkpointed between batches and is not thread-safe.
+            write_behind=True,
+        )
+        # A revocation first lets the batches in flight finish: a clean hand-over.
+        self.source.before_revoke = self.pipeline.drain
+        # One health map: the source reports the broker in it, the pipeline its stores.
+        self.pipeline.health.update(self.source.health)
+        self.source.health = self.pipeline.health
+        rt.pipeline = self.pipeline
+        if self.checkpoints is not None:
+            self.checkpoints.source = self.source
+            self.pipeline.between_batches.append(self.checkpoints.maybe_checkpoint)
+        refresh: Callable[..., None] | None = getattr(rt, "refresh_models", None)
+        if refresh is not None:  # follow the model registry, like `run`
+            refresh(force=True)
+            self.pipeline.between_batches.append(refresh)
+        self._status_at = time.monotonic()
+        self.pipeline.between_batches.append(self._status)
+        self._closed = False
+        log.info(
+            "worker in group %s on %s (state %s, model %s)",
+            s.kafka_group_id,
+            self.topics.transactions,
+            "shared" if self.shared_state else "per-partition in memory",
+            rt.core.bundle.version,
+        )
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`, then drain (:meth:`close`)."""
+        s = self.settings
+        settle_gc()
+        try:
+            self.pipeline.run(s.kafka_batch_size, s.kafka_batch_timeout_ms / 1000.0)
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in hand (safe from a signal handler)."""
+        self.pipeline.stop()
+
+    def close(self) -> None:
+        """Checkpoint, commit, leave the group, release stores. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.checkpoints is not None:
+            try:
+                self.checkpoints.checkpoint(wait=True)
+            except Exception as exc:
+                log.error("final checkpoint failed (%s): the next owner replays more", exc)
+        try:
+            self.source.close()  # commits; revocation callbacks snapshot the partitions
+        finally:
+            if self.checkpoints is not None:
+                self.checkpoints.close()
+            self.publisher.close()
+            self.runtime.close()
+        log.info("worker stopped cleanly")
+
+    def _status(self) -> None:
+        now = time.monotonic()
+        if now - self._status_at < _STATUS_EVERY_S:
+            return
+        self._status_at = now
+        m = self.runtime.metrics
+        problems = {k: v for k, v in self.pipeline.health.items() if v != "ok"}
+        log.info(
+            "processed %d | partitions %s | users %d | %s",
+            int(m.processed._value.get()),
+            sorted(self.source.processed_offsets()),
+            self.runtime.core.state.count("user"),
+            f"DEGRADED {problems}" if problems else "ok",
+        )
+
+
+def serve(
+    settings: Settings,
+    *,
+    api: bool = True,
+    bundle: ModelBundle | None = None,
+    background: list[Any] | None = None,
+) -> None:
+    """Run a worker in this process until SIGINT/SIGTERM, serving the API on its port.
+
+    ``background``: objects with ``start()``, ``stop()`` (non-blocking) and ``join()`` run
+    alongside (e.g. the simulated feed of ``run --kafka``); they are stopped first.
+    """
+    import uvicorn
+
+    from riskstream.api import create_app
+
+    worker = KafkaWorker(settings, bundle=bundle)
+    server = web = None
+    if api:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(worker.runtime),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        web = threading.Thread(target=server.run, name="api", daemon=True)
+        web.start()
+        log.info("API and metrics on http://%s:%d", settings.host, settings.port)
+    extras = background or []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s: finishing the batch in hand, then stopping", signal.Signals(signum).name)
+        for extra in extras:
+            extra.stop()
+        worker.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for extra in extras:
+        extra.start()
+    try:
+        worker.run()
+    finally:
+        for extra in extras:
+            extra.stop()
+        for extra in extras:
+            extra.join()
+        if server is not None and web is not None:
+            server.should_exit = True
+            web.join(timeout=10)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
