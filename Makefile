@@ -25,9 +25,11 @@ dev: $(DEVSTAMP)
 run: $(STAMP)
 	$(VENV)/bin/riskstream run
 
-## Install dev extras, check what the tests need (Chromium, Redis, PostgreSQL), run everything.
+## Install dev extras, check what the tests need (Chromium, Redis, PostgreSQL), check the
+## layering (import-linter), run everything.
 test: $(DEVSTAMP)
 	bash scripts/test-prereqs.sh
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 lint: $(DEVSTAMP)

@@ -68,6 +68,17 @@ class Metrics:
             "kafka_rebalances", "Partition assignment changes, by event", ["event"], registry=r
         )
 
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of an exported sample (0 if it has none yet), through the
+        registry's public API.
+
+        >>> m = Metrics(); m.anomalies.labels("review").inc(2)
+        >>> m.value("anomalies_total", decision="review"), m.value("transactions_processed_total")
+        (2.0, 0.0)
+        """
+        found = self.registry.get_sample_value(name, labels or None)
+        return 0.0 if found is None else found
+
 
 def observe_many(histogram: Histogram, values: np.ndarray) -> None:
     """``histogram.observe(v)`` for every value, in one pass (a 5,000-message batch costs one

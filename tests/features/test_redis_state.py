@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 
+from riskstream.errors import StateUnavailable, is_outage
 from riskstream.features import FeatureEngine, InMemoryStateStore
 from riskstream.features import spec as S
 from riskstream.features.redis_state import RedisStateStore, connect
@@ -182,6 +184,24 @@ def test_prefixes_isolate_and_clear_only_their_keys(
 def test_ping_is_false_when_redis_is_unreachable() -> None:
     store = RedisStateStore(connect("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
     assert store.ping() is False
+
+
+def test_an_unreachable_redis_is_a_typed_outage_and_a_bug_is_not() -> None:
+    # The pipeline retries StateUnavailable only: a refused connection must be one, while a
+    # caller's mistake (an unknown namespace, a wrong shape) must surface as itself.
+    store = RedisStateStore(connect("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    for call in (lambda: store.load("user", ["a"]),
+                 lambda: store.save("user", ["a"], user_rows(1, ts=1.0)),
+                 lambda: store.get("user", "a"),
+                 lambda: store.count("user")):
+        with pytest.raises(StateUnavailable) as caught:
+            call()
+        assert caught.value.component == "state" and is_outage(caught.value)
+        assert isinstance(caught.value.__cause__, redis.ConnectionError)
+    with pytest.raises(KeyError):
+        store.load("no-such-namespace", ["a"])
+    with pytest.raises(ValueError):
+        store.save("user", ["a", "b"], user_rows(1, ts=1.0))
 
 
 def test_ids_of_any_bytes_round_trip_in_one_save(

@@ -118,18 +118,20 @@ def worker(
     api: Annotated[bool, typer.Option(help="Serve the API, /health and /metrics")] = True,
 ) -> None:
     """Run one scorer worker of the consumer group (Ctrl-C/SIGTERM drains and commits)."""
+    from riskstream.api import create_app
     from riskstream.service.worker import serve
 
     settings = load_settings(kafka_bootstrap=bootstrap, home=home, host=host, port=port,
                          kafka_group_id=group)
     _need_bootstrap(settings)
     setup_logging(settings.log_level)
-    serve(settings, api=api)
+    serve(settings, app_factory=create_app if api else None)
 
 
 def run_kafka(settings: Any) -> None:
     """``riskstream run --kafka BOOTSTRAP``: a worker plus a simulated feed into the input
     topic (at ``RISKSTREAM_SIM_RATE``), API and metrics on one port, in one process."""
+    from riskstream.api import create_app
     from riskstream.service.worker import serve
     from riskstream.transport.kafka import TransactionProducer, client_config
     from riskstream.transport.kafka.produce import SimulatedFeed
@@ -138,7 +140,7 @@ def run_kafka(settings: Any) -> None:
     producer = TransactionProducer(client_config(settings), settings.kafka_topic_transactions)
     # A different traffic seed from the first-run training history, as in the embedded run.
     feed = SimulatedFeed(producer, settings.sim_rate, settings.sim_users, settings.sim_seed + 1)
-    serve(settings, background=[feed])
+    serve(settings, app_factory=create_app, background=[feed])
 
 
 def topics(

@@ -48,7 +48,7 @@ def train(
     from riskstream.models.bundle import FEATURE_SETS, parse_detectors
     from riskstream.models.iforest import IsolationForestDetector
     from riskstream.offline import replay
-    from riskstream.offline.io import read_transactions
+    from riskstream.io import read_transactions
 
     setup_logging()
     model_features = FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(","))

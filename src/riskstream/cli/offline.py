@@ -57,7 +57,7 @@ def score(
     """Replay a whole file through the scoring core; one output row per input row."""
     from riskstream.models import ModelBundle
     from riskstream.offline import replay
-    from riskstream.offline.io import read_transactions
+    from riskstream.io import read_transactions
     from riskstream.scoring.core import Thresholds
 
     t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def evaluate(
     from riskstream.offline.evaluate import FDH_BASELINES, evaluation_rows
     from riskstream.offline.evaluation import evaluate as evaluate_frame
     from riskstream.offline.evaluation import write_report
-    from riskstream.offline.io import read_transactions
+    from riskstream.io import read_transactions
 
     refs = [r for r in (compare or []) if r != "--compare"] or list(model or [])
     if refs:

@@ -167,7 +167,7 @@ def profiles_rebuild(
     runtime = Runtime.build(settings)
     try:
         result = rebuild(
-            runtime.results,  # type: ignore[arg-type]
+            runtime.results,
             runtime.core.state,
             runtime.core.engine,
             chunk=chunk,

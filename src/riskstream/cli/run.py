@@ -26,6 +26,7 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole system embedded: simulator -> core -> SQLite, with API and metrics."""
+    from riskstream.api import create_app
     from riskstream.cli.kafka import run_kafka
     from riskstream.service.embedded import run_embedded
 
@@ -34,7 +35,7 @@ def run(
         run_kafka(config)
         return
     setup_logging(config.log_level)
-    run_embedded(config)
+    run_embedded(config, app_factory=create_app)
 
 
 

@@ -49,9 +49,27 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 import riskstream.features.spec as S
+from riskstream.errors import StateUnavailable, translated
 from riskstream.features.state import DEFAULT_WIDTHS, StateStore, _check_shape
 
 log = logging.getLogger("riskstream.redis_state")
+
+#: Redis errors that mean "not now" (the pipeline retries them as a state outage): lost or
+#: refused connections and timeouts (``BusyLoadingError`` is one), a replica that is read-only
+#: or has lost its master during a failover, and a server out of memory. A ``ResponseError``
+#: of any other kind is a bug (a wrong command or argument) and is not retried.
+OUTAGES: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError,
+)
+
+
+def _unavailable() -> Any:
+    return translated(StateUnavailable, OUTAGES)
 
 #: Replay-guard slots per namespace: (primary, secondary) compared lexicographically. A user's
 #: (last timestamp, tiebreak) strictly grows with each applied event; a merchant's tiebreak may
@@ -270,11 +288,12 @@ class RedisStateStore(StateStore):
         width = self.widths[namespace]
         if not len(keys):
             return np.zeros((0, width))
-        self._ensure_layout()
         kp = self._key_prefix(namespace)
-        # Plain MGET: measured faster than a Lua script returning one concatenated string
-        # (Lua 5.1's table.concat copies megabytes several times over).
-        values = self.client.mget([kp + k for k in keys])
+        with _unavailable():
+            self._ensure_layout()
+            # Plain MGET: measured faster than a Lua script returning one concatenated string
+            # (Lua 5.1's table.concat copies megabytes several times over).
+            values = self.client.mget([kp + k for k in keys])
         size = 8 * width
         zero = bytes(size)
         if any(v is not None and len(v) != size for v in values):
@@ -294,7 +313,6 @@ class RedisStateStore(StateStore):
         updates = [u for u in updates if len(u[1])]
         if not updates:
             return
-        self._ensure_layout()
         keys_arg: list[str] = []
         args: list[Any] = [self.ttl_ms, len(updates)]
         for namespace, keys, rows in updates:
@@ -305,10 +323,14 @@ class RedisStateStore(StateStore):
             packed = np.ascontiguousarray(rows, dtype="<f8").tobytes()
             args += [len(keys), guard_a, guard_b, 8 * rows.shape[1], packed,
                      self._key_prefix(namespace), b"".join(ids), lengths.tobytes()]
-        self.stale_rows += int(self._save(keys=keys_arg, args=args))
+        with _unavailable():
+            self._ensure_layout()
+            self.stale_rows += int(self._save(keys=keys_arg, args=args))
 
     def get(self, namespace: str, key: str) -> np.ndarray | None:
-        value = self.client.get(self._key_prefix(namespace) + key)
+        kp = self._key_prefix(namespace)
+        with _unavailable():
+            value = self.client.get(kp + key)
         if value is None:
             return None
         width = self.widths[namespace]
@@ -319,19 +341,21 @@ class RedisStateStore(StateStore):
     def count(self, namespace: str) -> int:
         """Records that have not expired (exact; O(log n) on the expiry index)."""
         self._key_prefix(namespace)
-        return int(self._count(keys=[self._index(namespace)]))
+        with _unavailable():
+            return int(self._count(keys=[self._index(namespace)]))
 
     def clear(self) -> None:
         """Delete every key under this store's prefix (records, indexes, layout)."""
         pattern = _escape_glob(self.prefix) + "*"
         batch: list[bytes] = []
-        for key in self.client.scan_iter(match=pattern, count=10_000):
-            batch.append(key)
-            if len(batch) >= 10_000:
+        with _unavailable():
+            for key in self.client.scan_iter(match=pattern, count=10_000):
+                batch.append(key)
+                if len(batch) >= 10_000:
+                    self.client.unlink(*batch)
+                    batch = []
+            if batch:
                 self.client.unlink(*batch)
-                batch = []
-        if batch:
-            self.client.unlink(*batch)
         self._checked_layout = False
 
     def ping(self) -> bool:

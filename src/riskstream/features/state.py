@@ -9,6 +9,9 @@ Contract (every backend passes ``tests/features/test_state_contract.py``):
 * Namespaces are ``"user"`` and ``"merchant"``; each has one fixed width.
 * Records carry their own replay guard (the last applied event position), so saving the
   result of a batch twice is harmless.
+* A backend that cannot be reached raises :class:`~riskstream.errors.StateUnavailable` (the
+  pipeline retries it); any other error is a bug. Optional capabilities have defaults here:
+  ``thread_safe`` (False), ``save_many``, ``clear``, ``ping``, ``close``.
 
 The in-memory store keeps every namespace in one preallocated array that doubles when full and
 a dict from key to row; a batch is one fancy-index gather and one scatter.
@@ -38,6 +41,9 @@ class StateStore(ABC):
     """Abstract per-entity state store (see module docstring for the contract)."""
 
     widths: dict[str, int]
+    #: Safe for concurrent calls from several threads (and shared by processes): the pipeline
+    #: overlaps a batch's writes with the next batch's scoring only over such a store.
+    thread_safe: bool = False
 
     @abstractmethod
     def load(self, namespace: str, keys: Sequence[str]) -> np.ndarray: ...

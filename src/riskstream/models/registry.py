@@ -7,7 +7,9 @@ registers a version of ``riskstream-detector`` with the alias ``challenger``;
 ``riskstream promote`` moves ``champion``. Servers load ``@champion`` and a
 :class:`ModelWatcher` picks up alias moves between batches.
 
-MLflow is imported lazily: a process that serves a model from a file never loads it.
+MLflow is imported lazily: a process that serves a model from a file never loads it. A
+registry that cannot be read raises :class:`~riskstream.errors.RegistryUnavailable`; "no such
+model or alias yet" is an answer (``None``), not an outage.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riskstream.errors import RegistryUnavailable
 from riskstream.models.bundle import ModelBundle
 
 log = logging.getLogger("riskstream.registry")
@@ -26,6 +29,12 @@ log = logging.getLogger("riskstream.registry")
 MODEL_NAME = "riskstream-detector"
 EXPERIMENT = "riskstream"
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: MLflow's answers for "no such registered model / alias / version (yet)".
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) in _NOT_FOUND
 
 
 def parse_model_uri(uri: str) -> tuple[str, str] | None:
@@ -146,10 +155,13 @@ class Registry:
         return version
 
     def alias_version(self, alias: str) -> str | None:
+        """The version holding ``alias``; None if there is no such alias (or model) yet."""
         try:
             return str(self.client().get_model_version_by_alias(self.name, alias).version)
-        except Exception:  # no such alias (or model) yet
-            return None
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise RegistryUnavailable("registry", f"{type(exc).__name__}: {exc}") from exc
 
     def load(self, version: str) -> ModelBundle:
         import mlflow
@@ -170,8 +182,10 @@ class Registry:
         try:
             for alias, version in client.get_registered_model(self.name).aliases.items():
                 aliases.setdefault(str(version), []).append(alias)
-        except Exception:
-            return []
+        except Exception as exc:
+            if _not_found(exc):
+                return []
+            raise RegistryUnavailable("registry", f"{type(exc).__name__}: {exc}") from exc
         out = []
         for mv in client.search_model_versions(f"name='{self.name}'"):
             out.append(

@@ -1,5 +1,5 @@
-"""Offline work on the one scoring core: read files (:mod:`.io`), replay them to train or score
-(:mod:`.replay`), rebuild state from stored history (:mod:`.profiles`), and measure detection
+"""Offline work on the one scoring core: replay files (read by :mod:`riskstream.io`) to train
+or score (:mod:`.replay`), rebuild state from stored history (:mod:`.profiles`), and measure detection
 quality honestly (:mod:`.evaluation`, :mod:`.evaluate`).
 
 Contract: every score computed here comes from :class:`~riskstream.scoring.ScoringCore`, in

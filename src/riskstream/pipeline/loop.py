@@ -4,12 +4,13 @@ Order is the guarantee: results are written (idempotently, keyed by ``transactio
 the state change is saved and before the source position is committed. A crash anywhere
 replays the batch: the results store ignores rows it has, and the state's replay guard ignores
 events it has applied. Bad records never stop the loop: each becomes a dead letter with the
-field and rule that failed. Failures of a store or sink go to the retry policy, which backs
-off and retries the same batch; nothing is committed meanwhile.
+field and rule that failed. Outages of a store or sink (:mod:`riskstream.errors`) go to the
+retry policy, which backs off and retries the same batch; nothing is committed meanwhile.
+Any other error is a bug: it stops the loop at once, with the batch uncommitted for replay.
 
 Optional sinks (the Kafka worker uses them; docs/streaming.md): ``results_sink`` gets every
-stored result row (as the batch's columns, a :class:`~riskstream.storage.batch.ResultBatch`,
-if it has ``publish_results``; as row dicts otherwise) and ``dead_letter_sink`` every dead
+stored result row (``Sink.publish_results``: the batch's columns, a
+:class:`~riskstream.storage.batch.ResultBatch`) and ``dead_letter_sink`` every dead
 letter with its original message and transport metadata. Both are acknowledged before the
 source position is committed, so they are at-least-once: a replayed batch may publish a
 record again (consumers dedupe by ``transaction_id``, or by source partition/offset for dead
@@ -17,7 +18,8 @@ letters).
 
 Write-behind (``write_behind=True``, with a thread-safe state store such as Redis): a batch's
 writes, in the same order, run on a background thread while the next batch is validated and
-scored against the state the batch in flight will leave (:mod:`riskstream.pipeline.writebehind`).
+scored against the state the batch in flight will leave
+(:mod:`riskstream.pipeline.writebehind`).
 One batch is in flight at most, and batches are committed in order.
 """
 
@@ -34,10 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskstream.errors import is_outage
 from riskstream.metrics import Metrics
 from riskstream.pipeline.decode import dead_letter, decode_indexed
 from riskstream.pipeline.results import result_batch
 from riskstream.pipeline.writebehind import PendingState, Tail
+from riskstream.pipeline.writer import ResultWriter
 from riskstream.schema import validate_frame
 from riskstream.scoring.core import ScoredBatch, ScoringCore
 from riskstream.storage.base import ResultsStore
@@ -102,15 +106,6 @@ def _state_updates(scored: ScoredBatch) -> list[tuple[str, list[str], np.ndarray
     ]
 
 
-def _publish_results(sink: Sink, results: ResultBatch) -> None:
-    """Columns to a sink that takes them (``publish_results``), row dicts to any other."""
-    publish = getattr(sink, "publish_results", None)
-    if publish is not None:
-        publish(results)
-    else:
-        sink.publish(results.to_rows())
-
-
 class Pipeline:
     def __init__(
         self,
@@ -134,11 +129,11 @@ class Pipeline:
         detector still run one after the other."""
         self.core = core
         self.source = source
-        self.results = results
         self.metrics = metrics
-        self.sink = sink
-        #: Gets every stored result row (Kafka: ``transactions.scored`` and ``alerts``).
-        self.results_sink = results_sink
+        #: The write path shared with ``POST /predict``: results store, then ``results_sink``
+        #: (every stored row; Kafka: ``transactions.scored`` and ``alerts``) and ``sink``
+        #: (alert rows), then the state change, then the metrics.
+        self.writer = ResultWriter(core, results, metrics, results_sink=results_sink, sink=sink)
         #: Gets every dead letter plus ``raw`` (original bytes) and ``meta`` (its origin).
         self.dead_letter_sink = dead_letter_sink
         self.max_message_bytes = max_message_bytes
@@ -157,12 +152,23 @@ class Pipeline:
         self._failed: BaseException | None = None
         #: The state as seen with the batch in flight (write-behind), or None (sequential).
         self._pending: PendingState | None = None
-        if write_behind and getattr(core.state, "thread_safe", False):
+        if write_behind and core.state.thread_safe:
             if not isinstance(core.state, PendingState):
                 core.state = PendingState(core.state)
             self._pending = core.state  # type: ignore[assignment]
 
+    @property
+    def results(self) -> ResultsStore:
+        return self.writer.results
+
+    @results.setter
+    def results(self, store: ResultsStore) -> None:
+        self.writer.results = store
+
     def _retry(self, component: str, action: Callable[[], Any]) -> Any:
+        """Run ``action``; while it raises an outage (:func:`~riskstream.errors.is_outage`),
+        report ``component`` down and retry as the policy says. Any other error is a bug and
+        propagates at once, with nothing committed."""
         attempt = 0
         while True:
             try:
@@ -173,6 +179,8 @@ class Pipeline:
                 self.metrics.up.labels(component).set(1)
                 return out
             except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 self.health[component] = f"down: {type(exc).__name__}"
                 self.metrics.up.labels(component).set(0)
                 delay = self.policy.on_unavailable(component, exc, attempt)
@@ -217,7 +225,7 @@ class Pipeline:
                 scored = self._retry("state", lambda: self.core.score(valid))
                 results = result_batch(scored)
                 self._write(scored, results)
-            self._observe(scored, time.perf_counter() - started)
+            self.writer.observe(scored, time.perf_counter() - started)
         self._retry("source", lambda: self.source.commit(batch))
         self.last_batch_at = time.time()
         return scored
@@ -226,15 +234,10 @@ class Pipeline:
         """Results durable, then published, then the state change saved (the order that makes
         a replay harmless; module docstring)."""
         self._write_results(results)
-        self._retry("state", lambda: self.core.commit(scored))
+        self.writer.commit(scored, self._retry)
 
     def _write_results(self, results: ResultBatch) -> None:
-        alerts = results.alerts
-        self._retry("results", lambda: self.results.write(results, alerts))
-        if self.results_sink is not None:
-            self._retry("sink", lambda: _publish_results(self.results_sink, results))  # type: ignore[arg-type]
-        if self.sink is not None and alerts:
-            self._retry("sink", lambda: self.sink.publish(alerts))  # type: ignore[union-attr]
+        self.writer.write_results(results, self._retry)
 
     def _hand_over(self, batch: Batch, valid: pd.DataFrame, started: float) -> ScoredBatch:
         """Write-behind: score now (state as the batch in flight will leave it), write later."""
@@ -247,8 +250,8 @@ class Pipeline:
             pending.hold(updates)
 
         def save() -> None:
-            self._retry("state", lambda: self.core.commit(scored))
-            self._observe(scored, time.perf_counter() - started)
+            self.writer.commit(scored, self._retry)
+            self.writer.observe(scored, time.perf_counter() - started)
             self._retry("source", lambda: self.source.commit(batch))
             self.last_batch_at = time.time()
 
@@ -298,23 +301,6 @@ class Pipeline:
         for letter in letters:
             self.metrics.dead_letters.labels(letter["field"]).inc()
             self.policy.on_dead_letter(letter)
-
-    def _observe(self, scored: ScoredBatch, seconds: float) -> None:
-        m = self.metrics
-        m.processed.inc(len(scored))
-        m.batch_size.observe(len(scored))
-        m.latency.observe(seconds)
-        for code, name in ((1, "review"), (2, "block")):
-            k = int((scored.decisions == code).sum())
-            if k:
-                m.anomalies.labels(name).inc(k)
-        late = int(len(scored) - scored.update.applied.sum())
-        if late:
-            m.late.inc(late)
-        try:
-            m.users.set(self.core.state.count("user"))
-        except Exception as exc:  # a gauge is not worth failing a durable batch for
-            log.debug("state_users not updated: %s", exc)
 
     def run(
         self,

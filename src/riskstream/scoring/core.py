@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskstream.errors import IncompatibleModel
 from riskstream.features import FeatureEngine, StateStore, StateUpdate
 from riskstream.features.spec import FEATURES
 from riskstream.models.bundle import ModelBundle
@@ -188,4 +189,4 @@ class ScoringCore:
         # Features are shared by champion and challenger and computed once, from one state:
         # a model trained on other feature parameters cannot be served on them.
         if bundle.spec != self.bundle.spec:
-            raise ValueError("model was trained with different feature parameters")
+            raise IncompatibleModel("model was trained with different feature parameters")

@@ -8,10 +8,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from riskstream.errors import ConfigurationError, Unavailable
 from riskstream.features import InMemoryStateStore, StateStore
 from riskstream.metrics import Metrics
 from riskstream.models.bundle import ModelBundle
 from riskstream.models.registry import CHAMPION, ModelWatcher, Registry, parse_model_uri
+from riskstream.pipeline import Pipeline, ResultWriter
 from riskstream.scoring.core import ScoringCore, Thresholds
 from riskstream.settings import Settings
 from riskstream.storage import ResultsStore, SQLResultsStore
@@ -39,7 +41,7 @@ def open_state(settings: Settings) -> StateStore:
         return RedisStateStore.from_url(
             url, prefix=settings.state_prefix, ttl_s=settings.state_ttl_s
         )
-    raise ValueError(
+    raise ConfigurationError(
         f"unsupported state backend {url!r} (supported: memory://, redis://, rediss://, unix://)"
     )
 
@@ -80,7 +82,7 @@ def ensure_model(settings: Settings) -> tuple[ModelBundle, Registry | None]:
     if found is not None:
         return found.bundle, registry
     if target[1] != CHAMPION:
-        raise RuntimeError(f"no model version has the alias @{target[1]}")
+        raise ConfigurationError(f"no model version has the alias @{target[1]}")
     bundle = first_model(settings)
     path = bundle.save(settings.resolved_model_path())
     version = registry.register(path, bundle, params={"source": "first run"})
@@ -97,7 +99,8 @@ class Runtime:
     metrics: Metrics
     lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
-    pipeline: object | None = None  # riskstream.pipeline.Pipeline when streaming
+    #: The loop feeding this runtime, when it streams (its health shows in ``/health``).
+    pipeline: Pipeline | None = None
     registry: Registry | None = None
     watcher: ModelWatcher | None = None
     #: Set when the runtime is closing: long-lived responses (the dashboard's event stream)
@@ -127,17 +130,26 @@ class Runtime:
             runtime.watcher.champion = bundle.info.get("registry_version")
         return runtime
 
+    @property
+    def writer(self) -> ResultWriter:
+        """The stream's write path for what the API scores (results, state, metrics)."""
+        return ResultWriter(self.core, self.results, self.metrics)
+
     def refresh_models(self, force: bool = False) -> None:
         """Between batches: follow registry alias moves (champion swap, challenger shadow).
 
-        A registry outage is logged and retried later; scoring goes on with the model in hand.
+        A registry outage is logged and retried later, and so is a model that cannot be read;
+        scoring goes on with the model in hand.
         """
         if self.watcher is None:
             return
         try:
             champion, challenger, removed = self.watcher.check(force)
-        except Exception as exc:
+        except Unavailable as exc:
             log.warning("model registry unavailable (%s); keeping the current model", exc)
+            return
+        except (ValueError, OSError) as exc:  # an unreadable or corrupt model file
+            log.error("refusing the registry's new model (%s); keeping the current one", exc)
             return
         with self.lock:
             if champion is not None and champion.bundle.version != self.core.bundle.version:

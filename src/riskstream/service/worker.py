@@ -19,16 +19,14 @@ reports it on ``/health`` (503) and resumes without loss.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from riskstream.features.state import StateStore
 from riskstream.models.bundle import ModelBundle
 from riskstream.pipeline import ErrorPolicy, Pipeline, settle_gc
 from riskstream.service.runtime import Runtime, open_state
+from riskstream.service.server import AppFactory, serving, stop_on_signals
 from riskstream.settings import Settings
 from riskstream.transport.kafka import (
     DeadLetterPublisher,
@@ -139,10 +137,8 @@ class KafkaWorker:
         if self.checkpoints is not None:
             self.checkpoints.source = self.source
             self.pipeline.between_batches.append(self.checkpoints.maybe_checkpoint)
-        refresh: Callable[..., None] | None = getattr(rt, "refresh_models", None)
-        if refresh is not None:  # follow the model registry, like `run`
-            refresh(force=True)
-            self.pipeline.between_batches.append(refresh)
+        rt.refresh_models(force=True)  # follow the model registry, like `run`
+        self.pipeline.between_batches.append(rt.refresh_models)
         self._status_at = time.monotonic()
         self.pipeline.between_batches.append(self._status)
         self._closed = False
@@ -195,7 +191,7 @@ class KafkaWorker:
         problems = {k: v for k, v in self.pipeline.health.items() if v != "ok"}
         log.info(
             "processed %d | partitions %s | users %d | %s",
-            int(m.processed._value.get()),
+            int(m.value("transactions_processed_total")),
             sorted(self.source.processed_offsets()),
             self.runtime.core.state.count("user"),
             f"DEGRADED {problems}" if problems else "ok",
@@ -205,55 +201,35 @@ class KafkaWorker:
 def serve(
     settings: Settings,
     *,
-    api: bool = True,
+    app_factory: AppFactory | None = None,
     bundle: ModelBundle | None = None,
     background: list[Any] | None = None,
 ) -> None:
-    """Run a worker in this process until SIGINT/SIGTERM, serving the API on its port.
+    """Run a worker in this process until SIGINT/SIGTERM, serving ``app_factory``'s app (the
+    API, ``/health``, ``/metrics``) on its port unless it is None.
 
     ``background``: objects with ``start()``, ``stop()`` (non-blocking) and ``join()`` run
     alongside (e.g. the simulated feed of ``run --kafka``); they are stopped first.
     """
-    import uvicorn
-
-    from riskstream.api import create_app
-
     worker = KafkaWorker(settings, bundle=bundle)
-    server = web = None
-    if api:
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(worker.runtime),
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        web = threading.Thread(target=server.run, name="api", daemon=True)
-        web.start()
-        log.info("API and metrics on http://%s:%d", settings.host, settings.port)
     extras = background or []
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("%s: finishing the batch in hand, then stopping", signal.Signals(signum).name)
+    def on_signal(name: str) -> None:
+        log.info("%s: finishing the batch in hand, then stopping", name)
         for extra in extras:
             extra.stop()
         worker.stop()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for extra in extras:
-        extra.start()
-    try:
-        worker.run()
-    finally:
+    with stop_on_signals(on_signal), \
+            serving(worker.runtime, app_factory, settings.host, settings.port) as server:
+        if server is not None:
+            log.info("API and metrics on http://%s:%d", settings.host, settings.port)
         for extra in extras:
-            extra.stop()
-        for extra in extras:
-            extra.join()
-        if server is not None and web is not None:
-            server.should_exit = True
-            web.join(timeout=10)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            extra.start()
+        try:
+            worker.run()
+        finally:
+            for extra in extras:
+                extra.stop()
+            for extra in extras:
+                extra.join()
