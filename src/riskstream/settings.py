@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # -- production stores (issue 4; docs/stores.md) ------------------------------------------
+    # -- production stores (docs/stores.md) --------------------------------------------------
     #: Redis state: key prefix (deployments or tests sharing one Redis keep apart by prefix).
     state_prefix: str = Field("rs:", min_length=1)
     #: Redis state: a user's (or merchant's) record expires this long after its last update,
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     #: Bring the results schema to the current Alembic revision when a process opens it.
     #: Turn off to migrate only with ``riskstream db migrate`` (e.g. in a release step).
     db_auto_migrate: bool = True
-    # -- Kafka streaming (issue 3; docs/streaming.md) ------------------------------------------
+    # -- Kafka streaming (docs/streaming.md) --------------------------------------------------
     #: Bootstrap servers (``host:port,...``) of any Kafka-protocol cluster. ``riskstream worker``
     #: and ``produce`` need it (or ``--bootstrap``); ``run --kafka`` sets it.
     kafka_bootstrap: str | None = None

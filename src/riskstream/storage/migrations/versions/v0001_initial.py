@@ -6,7 +6,6 @@ that are queried inside (alert reasons, model info) are JSONB on PostgreSQL.
 
 Revision ID: 0001
 Revises:
-Create Date: 2024-06-01
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2024-06-15
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ collations. No-op on SQLite, which compares bytes already.
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2024-07-01
 """
 
 from __future__ import annotations

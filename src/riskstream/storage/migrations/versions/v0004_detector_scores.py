@@ -2,7 +2,6 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2024-07-02
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ under an exclusive lock: on a large table run ``riskstream db migrate`` in a qui
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-21
 """
 
 from __future__ import annotations

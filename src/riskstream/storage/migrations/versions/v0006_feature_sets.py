@@ -12,7 +12,6 @@ Adds a nullable column and a table: no rewrite. Rows stored before keep their ob
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-22
 """
 
 from __future__ import annotations
