@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 from tansu import free_port
 
-__all__ = ["free_port", "load_benchmark", "wait_for"]
+__all__ = ["free_port", "launch_run", "load_benchmark", "wait_for"]
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -44,3 +46,17 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
+
+
+def launch_run(home: Path, port: int, **settings: str | int) -> subprocess.Popen[str]:
+    """``riskstream run`` in a subprocess, as a user starts it, with ``RISKSTREAM_HOME``,
+    ``RISKSTREAM_PORT`` and ``RISKSTREAM_<NAME>`` for each keyword; output in ``stdout``."""
+    env = {**os.environ, "RISKSTREAM_HOME": str(home), "RISKSTREAM_PORT": str(port)}
+    env.update({f"RISKSTREAM_{name.upper()}": str(value) for name, value in settings.items()})
+    return subprocess.Popen(
+        [sys.executable, "-m", "riskstream.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import free_port, wait_for
+from support import free_port, launch_run, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -69,20 +68,7 @@ class LiveApp:
 def start_app(home: Path, rate: int, users: int = 500) -> LiveApp:
     """Start ``riskstream run`` (simulator at ``rate`` tx/s) and wait until it has alerts."""
     port = free_port()
-    env = {
-        **os.environ,
-        "RISKSTREAM_HOME": str(home),
-        "RISKSTREAM_PORT": str(port),
-        "RISKSTREAM_SIM_RATE": str(rate),
-        "RISKSTREAM_SIM_USERS": str(users),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "riskstream.cli", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = launch_run(home, port, sim_rate=rate, sim_users=users)
     app = LiveApp(proc, f"http://127.0.0.1:{port}", home)
     try:
         wait_for(lambda: httpx.get(app.base + "/health", timeout=2).is_success, 90, "/health")

@@ -102,41 +102,40 @@ def test_results_and_state_equal_the_sequential_run(
     np.testing.assert_array_equal(out[True][2], out[False][2])
 
 
-def _first_batch_fails(make_system: Callable[..., Any], flaky_store: Callable[..., Any],
-                       frame: pd.DataFrame) -> tuple[Pipeline, Any, RecordingQueue]:
+@pytest.fixture
+def first_batch_failed(
+    make_system: Callable[..., Any], make_stream: Callable[..., pd.DataFrame],
+    flaky_store: Callable[..., Any],
+) -> tuple[Pipeline, Any, RecordingQueue, pd.DataFrame]:
     """A write-behind pipeline whose first batch (``frame[:200]``, handed over) fails to be
-    written: the results store raises once and the policy gives up."""
+    written: the results store raises once and the policy gives up. Returns the pipeline, its
+    state, its source and the 400-row frame (the second batch is ``frame[200:]``)."""
+    frame = make_stream(n=400)
     pipe, state, store, source = make_system(write_behind=True)
     pipe.results = flaky_store(store, fail_first=1)
     pipe.policy = ErrorPolicy(lambda component, exc, attempt: None)
     pipe.process(Batch(frame=frame.iloc[:200], position=1))
-    return pipe, state, source
+    return pipe, state, source, frame
 
 
-def test_a_failed_batch_is_never_committed_past(
-    make_system: Callable[..., Any], make_stream: Callable[..., pd.DataFrame],
-    flaky_store: Callable[..., Any],
-) -> None:
+def test_a_failed_batch_is_never_committed_past(first_batch_failed: tuple[Any, ...]) -> None:
     # Batch 1's results write gives up (the policy returns None); batch 2's results may be
     # written meanwhile, but neither state nor position moves past batch 1.
-    frame = make_stream(n=400)
-    pipe, state, source = _first_batch_fails(make_system, flaky_store, frame)
+    pipe, state, source, frame = first_batch_failed
     with pytest.raises(ConnectionError):
         pipe.process(Batch(frame=frame.iloc[200:], position=2))
         pipe.drain()
     pipe.drain()  # nothing left in flight
     assert source.commits == [] and state.count("user") == 0
-    assert pipe.core.state.pending() == 0  # type: ignore[attr-defined]
+    assert pipe.core.state.pending() == 0
 
 
 def test_a_failure_seen_by_an_outside_drain_stops_the_next_batch(
-    make_system: Callable[..., Any], make_stream: Callable[..., pd.DataFrame],
-    flaky_store: Callable[..., Any],
+    first_batch_failed: tuple[Any, ...],
 ) -> None:
     # A Kafka revocation drains from inside poll(): the failure it sees must still stop the
     # loop, or the next batch of a partition kept would commit past the failed one.
-    frame = make_stream(n=400)
-    pipe, state, source = _first_batch_fails(make_system, flaky_store, frame)
+    pipe, state, source, frame = first_batch_failed
     with pytest.raises(ConnectionError):
         pipe.drain()  # as KafkaSource.before_revoke does
     with pytest.raises(ConnectionError):

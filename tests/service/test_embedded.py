@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from support import free_port, wait_for
+from support import free_port, launch_run, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-
-
 
 
 def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(
@@ -25,21 +18,7 @@ def test_run_serves_health_metrics_and_alerts_then_stops_cleanly(
 ) -> None:
     port = free_port()
     home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "RISKSTREAM_HOME": str(home),
-        "RISKSTREAM_PORT": str(port),
-        "RISKSTREAM_SIM_RATE": "2000",
-        "RISKSTREAM_SIM_USERS": "500",
-        "RISKSTREAM_SNAPSHOT_EVERY_S": "2",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "riskstream.cli", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = launch_run(home, port, sim_rate=2000, sim_users=500, snapshot_every_s=2)
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from riskstream.cli import app
 from riskstream.storage import SQLResultsStore, migrate
-from riskstream.storage.sql import make_engine, metadata
+from riskstream.storage.engine import make_engine
+from riskstream.storage.tables import metadata
 
 BACKENDS = ["sqlite", "postgresql"]
 

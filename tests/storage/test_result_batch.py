@@ -29,8 +29,8 @@ from riskstream.schema import CANONICAL_COLUMNS
 from riskstream.scoring.core import DECISIONS, ScoredBatch, ScoringCore
 from riskstream.storage import SQLResultsStore
 from riskstream.storage.batch import COPY_NULL, Const, Matrix, ResultBatch, _float_texts
-from riskstream.storage.sql import feature_set_id
-from riskstream.storage.sql import scored as scored_table
+from riskstream.storage.tables import feature_set_id
+from riskstream.storage.tables import scored as scored_table
 from riskstream.transport.kafka import KafkaTopics, ResultsPublisher
 
 NASTY = [

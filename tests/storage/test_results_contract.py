@@ -1,24 +1,33 @@
 """The ResultsStore contract, run against every backend: SQLite and PostgreSQL (real server).
 
 Each test gets an empty database: a SQLite file, or a fresh PostgreSQL schema (conftest).
+Outages are typed (end of file): a database that cannot be reached or used now raises
+``StoreUnavailable`` from every method that touches it; a bug or a rejected value never does.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
+from support import free_port
 
+from riskstream.errors import StoreUnavailable, is_outage
 from riskstream.schema import CANONICAL_COLUMNS
 from riskstream.storage import SQLResultsStore
-from riskstream.storage.sql import MAX_PAYLOAD_CHARS
+from riskstream.storage.base import ResultsStore
+from riskstream.storage.engine import is_connection_failure
+from riskstream.storage.writer import MAX_PAYLOAD_CHARS
 
 T0 = 1_704_067_200.0
 BACKENDS = ["sqlite", "postgresql"]
@@ -123,8 +132,9 @@ def test_write_is_idempotent_and_first_write_wins(store: SQLResultsStore) -> Non
 def test_failed_batch_writes_nothing(store: SQLResultsStore) -> None:
     good = [row(0), row(1, decision="review")]
     bad = [*good, row(2, score=None)]  # violates NOT NULL at the end of the batch
-    with pytest.raises(Exception):  # noqa: B017 - the driver's integrity error
+    with pytest.raises(Exception) as excinfo:  # the driver's integrity error
         write(store, bad)
+    assert_not_an_outage(excinfo)
     assert store.counts()["transactions"] == 0
     assert store.counts()["alerts"] == 0
     assert write(store, good) == 2  # and the store is usable afterwards
@@ -238,3 +248,177 @@ def test_head_schema_has_label_links(store: SQLResultsStore) -> None:
 
 def test_ping(store: SQLResultsStore) -> None:
     assert store.ping() is True
+
+
+# -- typed outages --------------------------------------------------------------------------
+#: Every public ResultsStore method that touches the database, called with valid arguments;
+#: ``history`` is consumed (its queries run while it is iterated, not when it is called).
+CALLS: dict[str, Callable[[ResultsStore], Any]] = {
+    "write": lambda s: s.write([row(0)], []),
+    "write_dead_letters": lambda s: s.write_dead_letters([{"received_at": T0, "reason": "x"}]),
+    "record_model": lambda s: s.record_model("m-1", {}),
+    "transactions": lambda s: s.transactions(),
+    "alerts": lambda s: s.alerts(),
+    "dead_letters": lambda s: s.dead_letters(),
+    "counts": lambda s: s.counts(),
+    "get_alert": lambda s: s.get_alert(1),
+    "label_alert": lambda s: s.label_alert(1, "fraud"),
+    "alert_queue": lambda s: s.alert_queue(),
+    "latest_transactions": lambda s: s.latest_transactions(),
+    "recent_activity": lambda s: s.recent_activity(T0, 10),
+    "breakdown": lambda s: s.breakdown("country", T0, 10),
+    "alert_reason_counts": lambda s: s.alert_reason_counts(T0, 10),
+    "alert_status_counts": lambda s: s.alert_status_counts(),
+    "stats": lambda s: s.stats(),
+    "history": lambda s: next(iter(s.history())),
+}
+
+
+def assert_unavailable(exc: BaseException) -> None:
+    assert isinstance(exc, StoreUnavailable) and is_outage(exc)
+    assert exc.component == "results"
+    assert exc.__cause__ is not None  # chained: the driver's error stays visible
+
+
+def assert_not_an_outage(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    assert not isinstance(excinfo.value, StoreUnavailable)
+    assert not is_outage(excinfo.value), repr(excinfo.value)
+
+
+def unreachable_url() -> str:
+    """PostgreSQL on a loopback port nobody listens on: every connection is refused at once."""
+    return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+
+
+def test_outage_calls_cover_every_public_method_of_the_interface() -> None:
+    public = {n for n in vars(ResultsStore) if not n.startswith("_")} - {"ping", "close"}
+    assert set(CALLS) == public
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_unreachable_database_raises_store_unavailable(method: str) -> None:
+    store = SQLResultsStore(unreachable_url(), migrate=False)  # opening does not connect
+    try:
+        with pytest.raises(StoreUnavailable, match="refused") as excinfo:
+            CALLS[method](store)
+        assert_unavailable(excinfo.value)
+        assert isinstance(excinfo.value.__cause__, sa_exc.OperationalError)
+    finally:
+        store.close()
+
+
+def test_unreachable_database_on_open_and_ping() -> None:
+    with pytest.raises(StoreUnavailable) as excinfo:
+        SQLResultsStore(unreachable_url())  # migrating on open connects
+    assert_unavailable(excinfo.value)
+    store = SQLResultsStore(unreachable_url(), migrate=False)
+    assert store.ping() is False  # health checks get False, never an exception
+    store.close()
+
+
+def test_postgres_cut_off_under_a_pooled_connection(
+    make_pg_url: Callable[..., str], pg_proxy: Callable[..., Any]
+) -> None:
+    proxy = pg_proxy()
+    store = SQLResultsStore(make_pg_url(port=proxy.port))
+    flagged = row(1, decision="block")
+    try:
+        assert store.write([row(0)], []) == 1  # leaves a pooled connection through the proxy
+        cuts = [proxy.cut]
+
+        @event.listens_for(store.engine, "begin")
+        def cut_once(_conn: Any) -> None:
+            # Checked out (pre-ping passed), then the link dies: the COPY fails on the
+            # psycopg connection itself (unwrapped), then the rollback (wrapped) fails too.
+            while cuts:
+                cuts.pop()()
+
+        with pytest.raises(StoreUnavailable) as excinfo:
+            store.write([flagged], [alert_of(flagged)])
+        assert_unavailable(excinfo.value)
+        with pytest.raises(StoreUnavailable):  # and new connections are refused meanwhile
+            store.counts()
+        proxy.restore()
+        assert store.write([flagged], [alert_of(flagged)]) == 1
+        assert store.counts()["alerts"] == 1  # the failed attempt stored nothing
+    finally:
+        store.close()
+
+
+def test_locked_sqlite_file_raises_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    store = SQLResultsStore(f"sqlite:///{path}")
+
+    @event.listens_for(store.engine, "connect")
+    def wait_briefly(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=50")  # runs after the store's 5 s setting
+
+    store.engine.dispose()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another writer holds the file
+    try:
+        with pytest.raises(StoreUnavailable, match="locked") as excinfo:
+            store.write([row(0)], [])
+        assert_unavailable(excinfo.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.write([row(0)], []) == 1
+    store.close()
+
+
+@pytest.mark.parametrize("bad", [{"score": None}, {"timestamp": "yesterday"}],
+                         ids=["null-score", "text-timestamp"])
+def test_rejected_rows_are_not_outages(store: SQLResultsStore, bad: dict[str, Any]) -> None:
+    with pytest.raises(Exception) as excinfo:  # whatever the driver (or SQLAlchemy) raises
+        store.write([row(0, **bad)], [])
+    assert_not_an_outage(excinfo)
+    assert store.counts()["transactions"] == 0
+
+
+def test_bad_arguments_are_not_outages(store: SQLResultsStore) -> None:
+    with pytest.raises(ValueError):
+        store.alert_queue(sort="colour")
+    with pytest.raises(ValueError):
+        store.label_alert(1, "maybe")
+    with pytest.raises(TypeError):
+        store.write([row(0)])  # type: ignore[call-arg]
+
+
+def test_missing_schema_is_not_an_outage(
+    tmp_path: Path, make_pg_url: Callable[..., str]
+) -> None:
+    """An empty database opened without migrating: "no such table" is bad configuration
+    (run ``riskstream db init``), not something a retry cures -- on SQLite too, whose driver
+    raises it as an ``OperationalError`` like a locked file."""
+    for url in (f"sqlite:///{tmp_path / 'empty.db'}", make_pg_url()):
+        store = SQLResultsStore(url, migrate=False)
+        try:
+            with pytest.raises(sa_exc.DBAPIError) as excinfo:
+                store.counts()
+            assert_not_an_outage(excinfo)
+        finally:
+            store.close()
+
+
+def test_which_driver_errors_are_connection_failures() -> None:
+    outages = [
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        psycopg.InterfaceError("the connection is closed"),
+        sqlite3.OperationalError("database or disk is full"),
+        sa_exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached"),
+        sa_exc.DisconnectionError("connection invalidated"),
+        sa_exc.ProgrammingError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
+    ]
+    bugs = [
+        psycopg.errors.UniqueViolation("duplicate key"),
+        psycopg.ProgrammingError("syntax error"),
+        psycopg.DataError("invalid input syntax for type double precision"),
+        sa_exc.IntegrityError("INSERT ..", {}, sqlite3.IntegrityError("NOT NULL")),
+        sa_exc.InterfaceError("INSERT ..", {}, sqlite3.InterfaceError("binding misuse")),
+        StoreUnavailable(None, "already translated"),
+        TypeError("bug"),
+        KeyError("transaction_id"),
+    ]
+    assert [is_connection_failure(e) for e in outages] == [True] * len(outages)
+    assert [is_connection_failure(e) for e in bugs] == [False] * len(bugs)

@@ -45,10 +45,10 @@ def train(
     home: HOME = None,
 ) -> None:
     """Fit the detector by replaying a file in time order (labels never reach training)."""
+    from riskstream.io import read_transactions
     from riskstream.models.bundle import FEATURE_SETS, parse_detectors
     from riskstream.models.iforest import IsolationForestDetector
     from riskstream.offline import replay
-    from riskstream.io import read_transactions
 
     setup_logging()
     model_features = FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(","))

@@ -55,9 +55,9 @@ def score(
     home: HOME = None,
 ) -> None:
     """Replay a whole file through the scoring core; one output row per input row."""
+    from riskstream.io import read_transactions
     from riskstream.models import ModelBundle
     from riskstream.offline import replay
-    from riskstream.io import read_transactions
     from riskstream.scoring.core import Thresholds
 
     t0 = time.perf_counter()
@@ -120,12 +120,12 @@ def evaluate(
     """
     import pandas as pd
 
+    from riskstream.io import read_transactions
     from riskstream.models.registry import load_model
     from riskstream.offline import replay
     from riskstream.offline.evaluate import FDH_BASELINES, evaluation_rows
     from riskstream.offline.evaluation import evaluate as evaluate_frame
     from riskstream.offline.evaluation import write_report
-    from riskstream.io import read_transactions
 
     refs = [r for r in (compare or []) if r != "--compare"] or list(model or [])
     if refs:

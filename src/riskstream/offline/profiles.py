@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from riskstream.features import FeatureEngine, StateStore
-from riskstream.storage.sql import SQLResultsStore
+from riskstream.storage.base import ResultsStore
 
 
 def rebuild(
-    results: SQLResultsStore,
+    results: ResultsStore,
     state: StateStore,
     engine: FeatureEngine,
     chunk: int = 50_000,

@@ -1,13 +1,25 @@
-"""Abstract results store (see package docstring for the contract)."""
+"""Abstract results store (see package docstring for the contract).
+
+Every method a caller uses through the :class:`ResultsStore` type is declared here. The
+pipeline's writes and the API's basic queries are abstract; the analyst workflow, the
+dashboard queries and the maintenance reports are optional: their default raises
+``NotImplementedError``, so a minimal store (a test double, a sink-only deployment) needs
+only the abstract ones. A store that cannot reach its database raises
+:class:`~riskstream.errors.StoreUnavailable` (retried by the pipeline); any other error is a
+bug or bad input and is not retried.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from riskstream.storage.batch import ResultBatch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Analyst verdict -> alert status once labelled (``open`` before any label).
 VERDICT_STATUS: dict[str, str] = {"fraud": "confirmed", "legitimate": "dismissed"}
@@ -24,6 +36,9 @@ BREAKDOWN_COLUMNS: tuple[str, ...] = (
 
 
 class ResultsStore(ABC):
+    """Scored transactions, alerts, labels, dead letters and model versions (module docstring)."""
+
+    # -- what every store implements: the pipeline's writes, the API's queries --------------
     @abstractmethod
     def write(
         self, rows: ResultBatch | Sequence[dict[str, Any]], alerts: Sequence[dict[str, Any]]
@@ -34,7 +49,12 @@ class ResultsStore(ABC):
         or row dicts (``ResultBatch.from_rows`` turns them into one); both store the same."""
 
     @abstractmethod
-    def write_dead_letters(self, letters: list[dict[str, Any]]) -> None: ...
+    def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
+        """Store records that failed decoding or validation (payloads may be truncated)."""
+
+    @abstractmethod
+    def record_model(self, version: str, info: dict[str, Any]) -> None:
+        """Remember a model version that scores (or shadow-scores); the first record wins."""
 
     @abstractmethod
     def transactions(
@@ -46,7 +66,8 @@ class ResultsStore(ABC):
         until: float | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Scored transactions with ``since <= timestamp < until``, newest event first."""
 
     @abstractmethod
     def alerts(
@@ -59,20 +80,18 @@ class ResultsStore(ABC):
         until: float | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Alerts with ``since <= timestamp < until``, newest event first."""
 
     @abstractmethod
-    def dead_letters(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
+    def dead_letters(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """Dead letters, newest first."""
 
     @abstractmethod
-    def counts(self) -> dict[str, int]: ...
+    def counts(self) -> dict[str, int]:
+        """Rows of ``transactions``, ``alerts``, ``dead_letters``, and ``decision_<name>``."""
 
-    @abstractmethod
-    def record_model(self, version: str, info: dict[str, Any]) -> None: ...
-
-    # -- analyst workflow and dashboard queries (issue 6) ------------------------------------
-    # Not abstract, so stores written before them keep working; SQLResultsStore implements
-    # them with SQL that runs on SQLite and PostgreSQL.
+    # -- optional: analyst workflow, dashboard, maintenance (default: NotImplementedError) ----
     def get_alert(self, alert_id: int) -> dict[str, Any] | None:
         """The alert row plus ``labels`` (oldest first) and ``transaction`` (its scored row,
         features included, or None); None when there is no alert ``alert_id``."""
@@ -141,8 +160,23 @@ class ResultsStore(ABC):
         """Alerts per status (``open``, ``confirmed``, ``dismissed``), zeros included."""
         raise NotImplementedError
 
+    def stats(
+        self, since: float | None = None, until: float | None = None, top: int = 10
+    ) -> dict[str, Any]:
+        """Volumes, decisions, anomaly rate, latency percentiles and the ``top`` reason codes,
+        overall and per model version, for transactions with ``since <= timestamp < until``
+        (the ``riskstream stats`` report)."""
+        raise NotImplementedError
+
+    def history(self, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
+        """Every stored transaction in event order, as canonical frames of about ``chunk``
+        rows, a timestamp never split between two (``riskstream profiles rebuild``)."""
+        raise NotImplementedError
+
+    # -- lifecycle ----------------------------------------------------------------------------
     def ping(self) -> bool:
+        """Whether the store answers now; never raises. Default: True (nothing to reach)."""
         return True
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        pass
+        """Release connections. Default: nothing to release."""

@@ -24,6 +24,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from riskstream.storage.tables import metadata
+
 #: The newest revision. ``tests/storage/test_migrations.py`` checks it is the script head.
 HEAD = "0006"
 #: The revision of the schema ``SQLResultsStore`` created before Alembic was introduced.
@@ -92,8 +94,6 @@ def ensure_schema(engine: Engine) -> None:
 
 def reset(engine: Engine) -> None:
     """Drop every results table and the revision table, then create the schema at ``head``."""
-    from riskstream.storage.sql import metadata
-
     with engine.begin() as conn:
         _lock(conn)
         metadata.drop_all(conn)

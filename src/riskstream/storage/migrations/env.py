@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from riskstream.storage.sql import metadata
+from riskstream.storage.tables import metadata
 
 
 def _migrate(connection: Connection) -> None:
