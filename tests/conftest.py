@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from support import free_port
+from support import free_port, kept
 
 from riskstream.features import FeatureEngine, InMemoryStateStore
 from riskstream.features.spec import FeatureSpec
@@ -163,17 +163,12 @@ def make_runtime(tmp_path: Any, tiny_bundle: Any) -> Callable[..., Any]:
     from riskstream.service.runtime import Runtime
     from riskstream.settings import Settings
 
-    made: list[Any] = []
-
     def factory(**overrides: Any) -> Any:
         settings = Settings(home=tmp_path / "home", **overrides)
-        runtime = Runtime.build(settings, bundle=tiny_bundle)
-        made.append(runtime)
-        return runtime
+        return keep(Runtime.build(settings, bundle=tiny_bundle))
 
-    yield factory  # type: ignore[misc]
-    for runtime in made:
-        runtime.results.close()
+    with kept(lambda runtime: runtime.results.close()) as keep:
+        yield factory  # type: ignore[misc]
 
 
 @pytest.fixture(scope="session")
@@ -349,16 +344,8 @@ class TcpProxy:
 @pytest.fixture
 def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
     """``tcp_proxy((host, port))``: a cuttable forwarder to ``host:port``."""
-    made: list[TcpProxy] = []
-
-    def factory(target: tuple[str, int]) -> TcpProxy:
-        proxy = TcpProxy(target)
-        made.append(proxy)
-        return proxy
-
-    yield factory
-    for proxy in made:
-        proxy.close()
+    with kept(TcpProxy.close) as keep:
+        yield lambda target: keep(TcpProxy(target))
 
 
 @pytest.fixture

@@ -7,15 +7,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from tansu import free_port
 
-__all__ = ["free_port", "launch_run", "load_benchmark", "wait_for"]
+__all__ = ["Kept", "free_port", "kept", "launch_run", "load_benchmark", "wait_for"]
+
+T = TypeVar("T")
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -60,3 +63,36 @@ def launch_run(home: Path, port: int, **settings: str | int) -> subprocess.Popen
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+class Kept(Generic[T]):
+    """What a factory fixture made: ``kept(obj)`` records ``obj`` and returns it."""
+
+    def __init__(self) -> None:
+        self.items: list[T] = []
+
+    def __call__(self, item: T) -> T:
+        self.items.append(item)
+        return item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@contextmanager
+def kept(release: Callable[[T], Any]) -> Iterator[Kept[T]]:
+    """The body of a factory fixture: everything kept in the block is released after it,
+    in the order it was made.
+
+    >>> closed = []
+    >>> with kept(closed.append) as keep:
+    ...     _ = keep("a"), keep("b")
+    >>> closed
+    ['a', 'b']
+    """
+    made: Kept[T] = Kept()
+    try:
+        yield made
+    finally:
+        for item in made.items:
+            release(item)

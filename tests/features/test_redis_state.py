@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+from support import kept
 
 from riskstream.errors import StateUnavailable, is_outage
 from riskstream.features import FeatureEngine, InMemoryStateStore
@@ -25,8 +26,6 @@ REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 @pytest.fixture
 def make_store() -> Iterator[Callable[..., RedisStateStore]]:
     """``make_store(**kwargs)``: a store under a fresh ``rs-test-<uuid>:`` prefix, cleared after."""
-    made: list[RedisStateStore] = []
-
     def factory(**kwargs: Any) -> RedisStateStore:
         kwargs.setdefault("prefix", f"rs-test-{uuid.uuid4().hex}:")
         store = RedisStateStore.from_url(REDIS_URL, **kwargs)
@@ -34,13 +33,14 @@ def make_store() -> Iterator[Callable[..., RedisStateStore]]:
             pytest.fail(f"Redis is not reachable at {REDIS_URL}: start it with "
                         "`redis-server --daemonize yes --port 6379` (see scripts/test-prereqs.sh)",
                         pytrace=False)
-        made.append(store)
-        return store
+        return keep(store)
 
-    yield factory
-    for store in made:
+    def release(store: RedisStateStore) -> None:
         store.clear()
         store.close()
+
+    with kept(release) as keep:
+        yield factory
 
 
 class CommandCounter:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port
+from support import free_port, kept
 
 REDIS_URL = os.environ.get("RISKSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_HOST = os.environ.get("RISKSTREAM_TEST_PG_HOST", "127.0.0.1")
@@ -176,19 +176,15 @@ class RedisProcess:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisProcess]]:
     """``redis_server()``: start a throwaway redis-server; killed at teardown."""
-    made: list[RedisProcess] = []
-
     def factory() -> RedisProcess:
-        workdir = tmp_path / f"redis-{len(made)}"
+        workdir = tmp_path / f"redis-{len(keep)}"
         workdir.mkdir()
-        server = RedisProcess(workdir)
+        server = keep(RedisProcess(workdir))
         server.start()
-        made.append(server)
         return server
 
-    yield factory
-    for server in made:
-        server.kill()
+    with kept(RedisProcess.kill) as keep:
+        yield factory
 
 
 @pytest.fixture

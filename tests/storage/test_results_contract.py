@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from support import free_port
+from support import free_port, kept
 
 from riskstream.errors import StoreUnavailable, is_outage
 from riskstream.schema import CANONICAL_COLUMNS
@@ -37,20 +37,15 @@ BACKENDS = ["sqlite", "postgresql"]
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, make_pg_url: Callable[..., str]
 ) -> Iterator[Callable[[], SQLResultsStore]]:
-    made: list[SQLResultsStore] = []
-
     def factory() -> SQLResultsStore:
         if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / f'results-{len(made)}.db'}"
+            url = f"sqlite:///{tmp_path / f'results-{len(keep)}.db'}"
         else:
             url = make_pg_url()
-        store = SQLResultsStore(url)
-        made.append(store)
-        return store
+        return keep(SQLResultsStore(url))
 
-    yield factory
-    for store in made:
-        store.close()
+    with kept(SQLResultsStore.close) as keep:
+        yield factory
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def model_description(runtime: Runtime) -> dict[str, Any]:
         "version": bundle.version,
         "created_at": bundle.created_at,
         "detectors": [
-            {"name": m.name, "weight": round(m.weight, 4)} for m in getattr(bundle, "members", [])
+            {"name": m.name, "weight": round(m.weight, 4)} for m in bundle.members
         ],
         "trained_on": bundle.info.get("trained_on"),
     }
