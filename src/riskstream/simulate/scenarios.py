@@ -163,6 +163,15 @@ def _incidents(target_rows: float, rows_per_incident: float) -> int:
     return max(1, round(target_rows / rows_per_incident))
 
 
+def _bursts(
+    ctx: Context, target_rows: float, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Victims of incidents of ``lo``..``hi`` rows each (uniform, ``target_rows`` in all) and
+    their rows' layout: (victims, group of each row, position in it, group starts)."""
+    victims = ctx.victims(_incidents(target_rows, (lo + hi) / 2))
+    return (victims, *_group_layout(ctx.rng.integers(lo, hi + 1, len(victims))))
+
+
 def _group_layout(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For groups of sizes ``k``: group of each row, position within the group, group starts."""
     starts = np.concatenate(([0], np.cumsum(k)[:-1])).astype(np.int64)
@@ -221,10 +230,8 @@ def _events(
 def account_takeover(ctx: Context, target_rows: float) -> Injection:
     """A fraudster logs in from a new device abroad and spends big within a few hours."""
     rng, pop = ctx.rng, ctx.pop
-    victims = ctx.victims(_incidents(target_rows, 3.5))  # 2-5 rows, mean 3.5
+    victims, group, pos, starts = _bursts(ctx, target_rows, 2, 5)
     n = len(victims)
-    k = rng.integers(2, 6, n)
-    group, pos, starts = _group_layout(k)
     u = pop.users
     city = _far_city(
         ctx, u.home_lat[victims], u.home_lon[victims], ATO_MIN_KM,
@@ -350,10 +357,8 @@ def compromised_merchant(ctx: Context, target_rows: float) -> Injection:
 def velocity_burst(ctx: Context, target_rows: float) -> Injection:
     """8-20 purchases within an hour from the user's own device at assorted merchants."""
     rng, pop = ctx.rng, ctx.pop
-    victims = ctx.victims(_incidents(target_rows, 14.0))  # 8-20 rows, mean 14
+    victims, group, _, _ = _bursts(ctx, target_rows, 8, 20)
     n = len(victims)
-    k = rng.integers(8, 21, n)
-    group, _, _ = _group_layout(k)
     length = rng.uniform(15 * MINUTE, 55 * MINUTE, n)
     # Uniform times within the burst, sorted per incident (the group key dominates the sort).
     offsets = rng.random(len(group)) * length[group]
