@@ -214,10 +214,17 @@ def test_online_detectors_and_memory_state_stay_sequential(
     assert isinstance(memory.core.state, InMemoryStateStore)  # not thread-safe: no overlay
 
 
-def test_pending_state_shows_held_rows_until_their_own_save() -> None:
+@pytest.fixture
+def overlay() -> tuple[ThreadSafeMemory, PendingState, int]:
+    """A pending-state overlay on a thread-safe memory store, and the user record width."""
     inner = ThreadSafeMemory()
-    state = PendingState(inner)
-    w = inner.widths["user"]
+    return inner, PendingState(inner), inner.widths["user"]
+
+
+def test_pending_state_shows_held_rows_until_their_own_save(
+    overlay: tuple[ThreadSafeMemory, PendingState, int],
+) -> None:
+    inner, state, w = overlay
     a = np.full((2, w), 1.0)
     b = np.full((1, w), 2.0)
     state.hold([("user", ["x", "y"], a)])
@@ -231,12 +238,12 @@ def test_pending_state_shows_held_rows_until_their_own_save() -> None:
     assert state.pending() == 0 and inner.load("user", ["y"])[0, 0] == 2.0
 
 
-def test_an_outside_save_waits_for_the_held_batches() -> None:
+def test_an_outside_save_waits_for_the_held_batches(
+    overlay: tuple[ThreadSafeMemory, PendingState, int],
+) -> None:
     # The API's single-transaction path saves through the same store: after the batch in
     # flight, so the store gets the rows in the order they were scored.
-    inner = ThreadSafeMemory()
-    state = PendingState(inner)
-    w = inner.widths["user"]
+    inner, state, w = overlay
     held = np.full((1, w), 1.0)
     newer = np.full((1, w), 2.0)
     state.hold([("user", ["u"], held)])
