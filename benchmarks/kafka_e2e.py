@@ -152,8 +152,7 @@ class _Run:
         self.n_workers = workers
         self.procs: list[subprocess.Popen[bytes]] = []
         self.home.mkdir(parents=True, exist_ok=True)
-        from riskstream.service.worker import INPUT_TOPIC_CONFIG
-        from riskstream.transport.kafka import ensure_topics
+        from riskstream.transport.kafka import INPUT_TOPIC_CONFIG, ensure_topics
 
         tx = self.topics["RISKSTREAM_KAFKA_TOPIC_TRANSACTIONS"]
         ensure_topics({"bootstrap.servers": bench.bootstrap}, list(self.topics.values()),

@@ -9,7 +9,8 @@ import pytest
 from confluent_kafka import Consumer
 from tansu import free_port
 
-from riskstream.transport.kafka import RepeatFilter, _logged
+from riskstream.transport.kafka import RepeatFilter
+from riskstream.transport.kafka.config import _logged
 
 
 def _record(text: str, level: int = logging.ERROR) -> logging.LogRecord:

@@ -19,12 +19,12 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from riskstream.features import FeatureEngine, InMemoryStateStore, hash_column
 from riskstream.pipeline import ErrorPolicy, backoff
 from riskstream.schema import validate_frame
-from riskstream.service.worker import topic_configs
 from riskstream.transport.kafka import (
     KafkaTopics,
     TransactionProducer,
     client_config,
     ensure_topics,
+    topic_configs,
 )
 from riskstream.transport.kafka.partition_state import read_snapshot, snapshot_dir
 

@@ -70,7 +70,7 @@ def produce(
     name = topic or settings.kafka_topic_transactions
     config = client_config(settings)
     if settings.kafka_create_topics:
-        from riskstream.service.worker import topic_configs
+        from riskstream.transport.kafka import topic_configs
 
         ensure_topics(config, [name], settings.kafka_partitions, settings.kafka_replication,
                       topic_configs(settings) if name == settings.kafka_topic_transactions
@@ -133,13 +133,16 @@ def run_kafka(settings: Any) -> None:
     topic (at ``RISKSTREAM_SIM_RATE``), API and metrics on one port, in one process."""
     from riskstream.api import create_app
     from riskstream.service.worker import serve
+    from riskstream.transport.feeder import Feeder
     from riskstream.transport.kafka import TransactionProducer, client_config
-    from riskstream.transport.kafka.produce import SimulatedFeed
+    from riskstream.transport.kafka.produce import records_of, simulated_frames
 
     setup_logging(settings.log_level)
     producer = TransactionProducer(client_config(settings), settings.kafka_topic_transactions)
     # A different traffic seed from the first-run training history, as in the embedded run.
-    feed = SimulatedFeed(producer, settings.sim_rate, settings.sim_users, settings.sim_seed + 1)
+    frames = simulated_frames(settings.sim_users, settings.sim_seed + 1, batch_size=100)
+    feed = Feeder(records_of(frames), producer.send_records, settings.sim_rate, per_row=True,
+                  finish=producer.flush, name="simulated-feed")
     serve(settings, app_factory=create_app, background=[feed])
 
 
@@ -149,8 +152,7 @@ def topics(
     replication: Annotated[int | None, typer.Option(help="For created topics")] = None,
 ) -> None:
     """Create the missing riskstream topics and list them with their partition counts."""
-    from riskstream.service.worker import topic_configs
-    from riskstream.transport.kafka import KafkaTopics, client_config, ensure_topics
+    from riskstream.transport.kafka import KafkaTopics, client_config, ensure_topics, topic_configs
 
     settings = load_settings(kafka_bootstrap=bootstrap, kafka_partitions=partitions,
                          kafka_replication=replication)

@@ -14,12 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pandas as pd
+
 from riskstream.pipeline import Pipeline, settle_gc
 from riskstream.service.runtime import Runtime
 from riskstream.service.server import AppFactory, serving, stop_on_signals
 from riskstream.settings import Settings
 from riskstream.simulate import SimConfig, stream
-from riskstream.transport import InProcessQueue, SimulatorFeeder
+from riskstream.transport import Feeder, InProcessQueue
 
 log = logging.getLogger("riskstream")
 
@@ -35,7 +37,7 @@ class Embedded:
 
     runtime: Runtime
     pipeline: Pipeline
-    feeder: SimulatorFeeder
+    feeder: Feeder[pd.DataFrame]
 
 
 def build_embedded(settings: Settings) -> Embedded:
@@ -43,8 +45,8 @@ def build_embedded(settings: Settings) -> Embedded:
     queue = InProcessQueue()
     # The live stream uses a different traffic seed from the first-run training history.
     sim = SimConfig(n_users=settings.sim_users, days=7.0, seed=settings.sim_seed + 1)
-    feeder = SimulatorFeeder(stream(sim, rate=None, batch_size=_FEED_BATCH), queue,
-                             rate=settings.sim_rate)
+    feeder = Feeder(stream(sim, rate=None, batch_size=_FEED_BATCH), queue.offer,
+                    rate=settings.sim_rate, name="simulator")
     pipeline = Pipeline(runtime.core, queue, runtime.results, runtime.metrics, lock=runtime.lock)
     runtime.pipeline = pipeline
     runtime.refresh_models(force=True)  # pick up a challenger to shadow from the start

@@ -36,6 +36,7 @@ from riskstream.transport.kafka import (
     ResultsPublisher,
     client_config,
     ensure_topics,
+    topic_configs,
 )
 from riskstream.transport.kafka.partition_state import (
     PartitionCheckpoints,
@@ -49,17 +50,6 @@ log = logging.getLogger("riskstream.worker")
 _HEADER_ROOM = 64 * 1024
 #: A status line is logged this often (seconds).
 _STATUS_EVERY_S = 10.0
-
-
-#: Config of a created input topic: records are stamped with the broker's append time, so
-#: ``end_to_end_latency_seconds`` starts at arrival on the broker (brokers that ignore the
-#: setting keep the producer's create time, a few ms earlier).
-INPUT_TOPIC_CONFIG: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
-
-
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Per-topic configs for created topics (only the input topic has one)."""
-    return {settings.kafka_topic_transactions: dict(INPUT_TOPIC_CONFIG)}
 
 
 class KafkaWorker:

@@ -1,12 +1,22 @@
-"""Source and sink interfaces (see package docstring)."""
+"""Source and sink interfaces (see package docstring).
+
+Optional capabilities are declared here with their defaults, so callers never probe for
+them: :meth:`Sink.publish_results` takes a batch's result columns (a sink that can render
+them without row dicts overrides it). Outages are raised as
+:class:`~riskstream.errors.TransportUnavailable` (or another
+:class:`~riskstream.errors.Unavailable`), which the pipeline retries; any other error is a bug.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from riskstream.storage.batch import ResultBatch
 
 
 @dataclass
@@ -41,6 +51,11 @@ class Sink(ABC):
     @abstractmethod
     def publish(self, records: list[dict[str, Any]]) -> None:
         """Publish and wait for acknowledgement."""
+
+    def publish_results(self, batch: ResultBatch) -> None:
+        """Publish a batch's stored result rows (default: as row dicts, through
+        :meth:`publish`); a sink that renders the columns itself overrides this."""
+        self.publish(batch.to_rows())
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

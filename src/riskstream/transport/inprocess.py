@@ -1,8 +1,9 @@
 """In-process transport for the embedded run: a bounded queue of column frames.
 
-The simulator thread puts whole frames (no per-event objects); ``poll`` concatenates queued
-frames up to ``max_records``. Positions are sequence numbers; ``committed`` is the last one
-acknowledged. The queue is bounded, so a slow pipeline back-pressures the producer.
+The simulator's :class:`~riskstream.transport.feeder.Feeder` offers whole frames (no per-event
+objects); ``poll`` concatenates queued frames up to ``max_records``. Positions are sequence
+numbers; ``committed`` is the last one acknowledged. The queue is bounded, so a slow pipeline
+back-pressures the producer.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from riskstream.transport.base import Batch, Sink, Source
+
+#: Longest :meth:`InProcessQueue.offer` waits for room in the queue (seconds).
+OFFER_WAIT_S = 0.2
 
 
 class InProcessQueue(Source):
@@ -27,6 +30,11 @@ class InProcessQueue(Source):
 
     def put(self, frame: pd.DataFrame, timeout: float | None = None) -> None:
         self._q.put(frame, timeout=timeout)
+
+    def offer(self, frame: pd.DataFrame) -> None:
+        """Put, waiting at most :data:`OFFER_WAIT_S` for room (then ``queue.Full``): a feeder
+        whose pipeline has stopped draining still gets to notice it is asked to stop."""
+        self._q.put(frame, timeout=OFFER_WAIT_S)
 
     def poll(self, max_records: int, timeout_s: float) -> Batch | None:
         parts: list[pd.DataFrame] = []
@@ -78,36 +86,3 @@ class ListSink(Sink):
             self.records.extend(records)
             self.published += len(records)
             del self.records[: max(0, len(self.records) - self.keep)]
-
-
-class SimulatorFeeder(threading.Thread):
-    """Background thread: simulator micro-batches -> an :class:`InProcessQueue`."""
-
-    def __init__(
-        self, batches: Iterator[pd.DataFrame], target: InProcessQueue, rate: float | None = None
-    ) -> None:
-        super().__init__(name="simulator", daemon=True)
-        self._batches = batches
-        self._target = target
-        self._rate = rate
-        self.stop_event = threading.Event()
-        self.produced = 0
-
-    def run(self) -> None:
-        started = time.monotonic()
-        for frame in self._batches:
-            if self._rate:
-                # Pace emission only; event timestamps keep their simulated spacing so the
-                # features (velocity, time since last) mean what they mean in training.
-                ahead = started + self.produced / self._rate - time.monotonic()
-                if ahead > 0 and self.stop_event.wait(ahead):
-                    return
-            while not self.stop_event.is_set():
-                try:
-                    self._target.put(frame, timeout=0.2)
-                    self.produced += len(frame)
-                    break
-                except queue.Full:
-                    continue
-            if self.stop_event.is_set():
-                return

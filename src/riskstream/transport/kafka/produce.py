@@ -5,6 +5,10 @@ through a :class:`~riskstream.transport.kafka.TransactionProducer`, paced either
 ``rate`` (events per second of wall time) or at the recorded speed of the events' own
 timestamps (divided by ``speedup``), and returns counts once every message is acknowledged.
 Event timestamps are never rewritten: pacing only decides *when* a message is sent.
+
+A feed in the background (``riskstream run --kafka``) is a
+:class:`~riskstream.transport.feeder.Feeder` of :func:`records_of` the frames into
+``TransactionProducer.send_records``, row by row.
 """
 
 from __future__ import annotations
@@ -19,14 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskstream.transport.kafka import TransactionProducer
+from riskstream.transport.feeder import sleep_until
+from riskstream.transport.kafka.producer import LABEL_COLUMNS, TransactionProducer, frame_records
 
-#: Sleeping for less than this is pointless (timer resolution) and costs a syscall per row.
-_MIN_SLEEP_S = 0.002
 #: Progress is reported at most every this many messages.
 _PROGRESS_EVERY = 1000
-#: Columns that exist only in labelled (simulated or evaluation) data, dropped by default.
-LABEL_COLUMNS: tuple[str, ...] = ("label", "scenario")
 
 
 @dataclass
@@ -64,11 +65,21 @@ def file_frames(
     path: Path, mapping: str | None = None, chunk: int = 5000
 ) -> Iterator[pd.DataFrame]:
     """A CSV/Parquet file (``io.read_transactions``, optional column mapping), in chunks."""
-    from riskstream.offline.io import read_transactions
+    from riskstream.io import read_transactions
 
     frame = read_transactions(path, mapping)
     for lo in range(0, len(frame), chunk):
         yield frame.iloc[lo : lo + chunk]
+
+
+def records_of(
+    frames: Iterable[pd.DataFrame], keep_labels: bool = False
+) -> Iterator[list[dict[str, Any]]]:
+    """Each frame's rows as records (minus :data:`LABEL_COLUMNS` unless ``keep_labels``):
+    batches a row-by-row :class:`~riskstream.transport.feeder.Feeder` can split cheaply."""
+    drop = () if keep_labels else LABEL_COLUMNS
+    for frame in frames:
+        yield frame_records(frame, drop)
 
 
 def event_seconds(col: pd.Series) -> np.ndarray:
@@ -120,13 +131,10 @@ def produce(
             ts = event_seconds(frame["timestamp"])
             first_ts = float(ts[0]) if first_ts is None else first_ts
             due = (ts - first_ts) / recorded_speed
-        records = frame[[c for c in frame.columns if c not in drop]].to_dict("records")
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(frame_records(frame, drop)):
             at = due[i] if due is not None else (done / rate if rate else None)
-            if at is not None:
-                wait = start + at - time.monotonic()
-                if wait > _MIN_SLEEP_S and stop.wait(wait):
-                    break
+            if at is not None and sleep_until(start + at, stop):
+                break
             producer.send_records((rec,))
             done += 1
             if progress is not None and done - reported >= _PROGRESS_EVERY:
@@ -142,34 +150,3 @@ def produce(
     stats.refused = dict(producer.refused)
     stats.failed = producer.failed
     return stats
-
-
-class SimulatedFeed:
-    """A background thread feeding simulated traffic into the input topic at ``rate`` events
-    per second (``riskstream run --kafka``). ``start()``/``stop()``; stop flushes."""
-
-    def __init__(self, producer: TransactionProducer, rate: float, users: int, seed: int) -> None:
-        self.producer = producer
-        self.rate = rate
-        self.users = users
-        self.seed = seed
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="simulated-feed", daemon=True)
-        self.stats: ProduceStats | None = None
-
-    def _run(self) -> None:
-        frames = simulated_frames(self.users, self.seed, batch_size=100)
-        self.stats = produce(self.producer, frames, rate=self.rate, stop=self._stop)
-
-    def start(self) -> None:
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop (returns at once: safe in a signal handler)."""
-        self._stop.set()
-
-    def join(self, timeout: float = 30.0) -> None:
-        """Wait for the thread to flush what it sent and end."""
-        if self._thread.is_alive():
-            self._thread.join(timeout)
