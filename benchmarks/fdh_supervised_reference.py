@@ -35,8 +35,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskstream.features import FEATURES, FeatureSpec
+from riskstream.io import read_transactions
 from riskstream.offline.evaluation.metrics import average_precision, recall_by_scenario
-from riskstream.offline.io import read_transactions
 from riskstream.offline.replay import prepare, replay_features
 
 TEST = ("2018-08-08", "2018-08-15")

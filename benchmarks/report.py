@@ -1,0 +1,815 @@
+"""Run the benchmarks one at a time and render docs/performance.md from their JSON results.
+
+    .venv/bin/python benchmarks/report.py run core          # riskstream bench, 1 M rows
+    .venv/bin/python benchmarks/report.py run core-ensemble # the same with --detectors seed
+    .venv/bin/python benchmarks/report.py run score --fdh /path/to/transactions.csv.gz
+    .venv/bin/python benchmarks/report.py run kafka         # benchmarks/kafka_e2e.py
+    .venv/bin/python benchmarks/report.py run stores        # benchmarks/stores.py
+    .venv/bin/python benchmarks/report.py run http          # wrk against `riskstream run`
+    .venv/bin/python benchmarks/report.py render            # rewrite the tables in the docs
+    .venv/bin/python benchmarks/report.py check             # exit 1 if a table is stale
+
+``run NAME`` runs one benchmark (never two at once: they share the machine's cores) and appends
+the run to ``benchmarks/results/NAME.json`` (the last three are kept: one run on a shared host
+says little, a few show the spread): the benchmark's own result under ``result``, plus what a
+reader needs to judge it: the exact commands, the machine (CPU model from ``/proc/cpuinfo``,
+cores), the load average before and after (other work on the host moves every figure) and the
+commit it ran on. ``core``, ``kafka`` and ``stores`` run the benchmark's own command, which
+writes the result JSON. ``score`` and ``http`` are measured here: ``score`` times
+``riskstream score`` over the whole Fraud Detection Handbook file (after training the model
+documented in docs/models.md); ``http`` starts ``riskstream run`` on a free loopback port in a
+temporary home, waits for ``/health``, runs ``wrk`` (a Lua script builds each ``/predict``
+body and prints wrk's summary as JSON) for ``GET /health`` and ``POST /predict`` at 1, 4 and
+16 connections, then stops the run. Traffic goes to 127.0.0.1 only.
+
+``render`` replaces what sits between ``<!-- BEGIN report:NAME -->`` and
+``<!-- END report:NAME -->`` in docs/performance.md (and the README's ``headline`` block) with
+the table rendered from the JSON files; ``tests/test_docs.py`` checks that the committed
+documents are exactly that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "performance.md"
+README = ROOT / "README.md"
+VENV_BIN = ROOT / ".venv" / "bin"
+#: The Fraud Detection Handbook file (docs/models.md); never copied into the repository.
+FDH_DEFAULT = Path("/work/shared/datasets/fdh_simulated_transactions/transactions.csv.gz")
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: HTTP benchmark: connections per run, seconds per run, wrk threads at most.
+HTTP_CONNECTIONS = (1, 4, 16)
+HTTP_SECONDS = 10
+HTTP_MAX_THREADS = 2
+#: Runs kept per result file (oldest dropped first).
+KEEP_RUNS = 3
+
+
+# -- the machine and the conditions ---------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """CPU model (``/proc/cpuinfo``), cores, Python and kernel of this host."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 0
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count() or 0,
+        "usable_cores": usable,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def code_version() -> dict[str, Any]:
+    """The commit the benchmark ran on and whether the working tree had local changes
+    (read-only git: ``GIT_OPTIONAL_LOCKS=0`` keeps ``git status`` from touching the index)."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                             env=env, check=False)
+        return out.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short=12", "HEAD"),
+        "local_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def speed_probe() -> float:
+    """Seconds a fresh interpreter takes for ``sum(range(10**8))``: how fast the shared host
+    is right now (the same benchmark moves with it, by 2-3x between days)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "sum(range(10**8))"], check=True)
+    return round(time.perf_counter() - t0, 2)
+
+
+def _rel(path: Path | str) -> str:
+    """A path as a reader would type it: relative to the repository when inside it."""
+    p = Path(path)
+    with contextlib.suppress(ValueError):
+        return str(p.resolve().relative_to(ROOT))
+    return str(p)
+
+
+def _cmd_text(cmd: list[str]) -> str:
+    """A command line for the document: the venv's executables by their usual short names."""
+    words = []
+    for word in cmd:
+        if word == sys.executable or word == str(VENV_BIN / "python"):
+            words.append(".venv/bin/python")
+        elif word.startswith(str(VENV_BIN) + "/"):
+            words.append(".venv/bin/" + word.rsplit("/", 1)[1])
+        elif word.startswith(str(ROOT) + "/"):
+            words.append(_rel(word))
+        else:
+            words.append(word)
+    return " ".join(words)
+
+
+def _timed(cmd: list[str], log: Path, cwd: Path = ROOT) -> dict[str, float]:
+    """Run ``cmd`` to completion (output to ``log``): wall time, and CPU and peak memory of
+    that child alone (``wait4``; its own children, if any, are not counted)."""
+    t0 = time.perf_counter()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return {
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "max_rss_mb": round(usage.ru_maxrss / 1024),  # KiB on Linux
+    }
+
+
+def _envelope(name: str, description: str, commands: list[str], load_before: list[float],
+              result: Any, wall: float) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "description": description,
+        "commands": commands,
+        "reproduce": f".venv/bin/python benchmarks/report.py run {name}",
+        "machine": machine(),
+        "code": code_version(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "wall_seconds": round(wall, 1),
+        "result": result,
+    }
+
+
+def _write(name: str, data: dict[str, Any]) -> Path:
+    """Append a run to ``benchmarks/results/NAME.json``, keeping the last :data:`KEEP_RUNS`
+    (one run of a shared host says little; a few show the spread)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    runs = [*runs, data][-KEEP_RUNS:]
+    path.write_text(json.dumps({"benchmark": name, "runs": runs}, indent=2) + "\n")
+    return path
+
+
+# -- runners ---------------------------------------------------------------------------------
+
+
+def _run_own_json(name: str, description: str, cmd: list[str], json_path: Path,
+                  log: Path) -> dict[str, Any]:
+    """Run a benchmark that writes its own JSON result, and wrap it."""
+    load_before = load_average()
+    t0 = time.perf_counter()
+    _timed(cmd, log)
+    wall = time.perf_counter() - t0
+    result = json.loads(json_path.read_text())
+    # Shown without the options that only say where files go (they move no figure).
+    shown, skip = [], False
+    for word in cmd:
+        if skip:
+            skip = False
+        elif word in ("--json", "--out"):
+            skip = True
+        else:
+            shown.append(word)
+    return _envelope(name, description, [_cmd_text(shown)], load_before, result, wall)
+
+
+def run_core(tmp: Path, detectors: str | None = None) -> dict[str, Any]:
+    name = "core-ensemble" if detectors else "core"
+    out = tmp / "core.json"
+    cmd = [str(VENV_BIN / "riskstream"), "bench", "--rows", "1000000", "--batch-size", "10000"]
+    if detectors:
+        cmd += ["--detectors", detectors]
+    cmd += ["--json", str(out)]
+    return _run_own_json(name, "scoring core in-process (features, detectors, calibration, "
+                         "reasons), one process pinned to one core", cmd, out, tmp / "log")
+
+
+def run_kafka(tmp: Path) -> dict[str, Any]:
+    out = tmp / "kafka.json"
+    cmd = [str(VENV_BIN / "python"), str(ROOT / "benchmarks" / "kafka_e2e.py"),
+           "--rows", "300000", "--db-url", PG_URL, "--out", str(tmp / "work"),
+           "--json", str(out)]
+    return _run_own_json("kafka", "riskstream worker processes, local Tansu broker, "
+                         "PostgreSQL results", cmd, out, tmp / "log")
+
+
+def run_stores(tmp: Path) -> dict[str, Any]:
+    out = tmp / "stores.json"
+    cmd = [str(VENV_BIN / "python"), str(ROOT / "benchmarks" / "stores.py"),
+           "--rows", "300000", "--batch-size", "5000", "--gc-freeze", "--pg-url", PG_URL,
+           "--json", str(out)]
+    return _run_own_json("stores", "the pipeline on Redis state + PostgreSQL results, one "
+                         "worker", cmd, out, tmp / "log")
+
+
+def run_score(tmp: Path, fdh: Path) -> dict[str, Any]:
+    """Train the documented FDH model (untimed), then time ``riskstream score`` over the whole
+    file; evaluate the test week afterwards as a check that the scores are the documented
+    ones (docs/models.md)."""
+    if not fdh.exists():
+        raise SystemExit(f"FDH file not found: {fdh}")
+    home = Path("/tmp/rs-fdh")
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    model, scored = home / "fdh.npz", home / "fdh_scored.csv"
+    rs = str(VENV_BIN / "riskstream")
+    train = [rs, "train", "-i", str(fdh), "--map", "fdh", "--since", "2018-07-25",
+             "--until", "2018-08-01", "--features", "amount", "--detectors", "marginal_tails",
+             "--model-out", str(model), "--home", str(home)]
+    score = [rs, "score", "-i", str(fdh), "--map", "fdh", "--model", str(model), "-o",
+             str(scored), "--home", str(home)]
+    evaluate = [rs, "evaluate", "-i", str(scored), "--start", "2018-08-08", "--end",
+                "2018-08-15", "--baselines", "fdh", "--out", str(home / "eval")]
+    log = tmp / "log"
+    load_before = load_average()
+    t0 = time.perf_counter()
+    trained = _timed(train, log)
+    load_score = load_average()
+    timed = _timed(score, log)
+    load_after_score = load_average()
+    _timed(evaluate, log)
+    wall = time.perf_counter() - t0
+    rows = _count_rows(scored)
+    report = json.loads((home / "eval" / "evaluation.json").read_text())
+    result = {
+        "file": str(fdh),
+        "file_bytes": fdh.stat().st_size,
+        "rows": rows,
+        "model": "marginal tails, `amount` features (the FDH recipe, docs/models.md)",
+        "train": trained,
+        "score": {**timed, "tx_per_second": round(rows / timed["wall_seconds"]),
+                  "load_average_before": load_score, "load_average_after": load_after_score},
+        "output": "CSV, one row per input row",
+        "evaluation_check": _eval_summary(report),
+    }
+    return _envelope("score", "riskstream score over the whole FDH file (read, map, validate, "
+                     "replay through the scoring core in time order, write CSV)",
+                     [_cmd_text(train), _cmd_text(score)], load_before, result, wall)
+
+
+def _count_rows(csv: Path) -> int:
+    with csv.open("rb") as fh:
+        return sum(1 for _ in fh) - 1
+
+
+def _eval_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of ``evaluate``'s report on the test week."""
+    r = report["results"][0]
+    return {
+        "transactions": r["n"],
+        "frauds": r["n_fraud"],
+        "average_precision": round(r["average_precision"], 3),
+        "roc_auc": round(r["roc_auc"], 3),
+        "card_precision_at_100": round(r["card_precision_at_100"], 3),
+        "recall_at_1pct_by_scenario": {k: round(v["recall_at"]["1%"], 3)
+                                       for k, v in sorted(r["scenarios"].items())},
+    }
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+#: wrk prints its summary as one JSON line after this marker (the ``done`` hook below).
+_WRK_MARK = "WRK_JSON "
+_WRK_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}}' .. "\n",
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max))
+end
+"""
+#: One new transaction per request: unique id, 5,000 users, wall-clock event time.
+_WRK_PREDICT = r"""
+tid = 0
+counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+request = function()
+  counter = counter + 1
+  local user = (counter * 7 + tid * 131) % 5000
+  local body = string.format(
+    '{"transaction_id":"wrk-%d-%d","timestamp":"%s","user_id":"wrk-u-%d",' ..
+    '"amount":%.2f,"currency":"EUR","merchant_id":"wrk-m-%d","country":"FR",' ..
+    '"lat":48.85,"lon":2.35,"device_id":"wrk-d-%d","channel":"pos"}',
+    tid, counter, os.date("!%Y-%m-%dT%H:%M:%SZ"), user, 5 + (counter % 200),
+    counter % 300, user)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"riskstream run exited with {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return time.perf_counter() - t0
+        time.sleep(1.0)
+    raise SystemExit(f"{url} not healthy within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def _riskstream_run(home: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    log = (home / "run.log").open("wb")
+    proc = subprocess.Popen([str(VENV_BIN / "riskstream"), "run", "--home", str(home),
+                             "--port", str(port)], cwd=home, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # finishes the batch in hand, snapshots, exits
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def _wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[list[str], dict]:
+    threads = min(HTTP_MAX_THREADS, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+           "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         timeout=seconds + 60).stdout
+    line = next(x for x in out.splitlines() if x.startswith(_WRK_MARK))
+    return cmd, json.loads(line[len(_WRK_MARK):])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_http(tmp: Path) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
+    home = tmp / "home"
+    home.mkdir()
+    get_lua, post_lua = tmp / "get.lua", tmp / "predict.lua"
+    get_lua.write_text(_WRK_DONE)
+    post_lua.write_text(_WRK_PREDICT + _WRK_DONE)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    load_before = load_average()
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with _riskstream_run(home, port) as proc:
+        ready = _wait_health(base + "/health", proc, timeout=600)
+        time.sleep(5.0)  # let the first batches of the embedded stream go by
+        _wrk(base + "/predict", 4, 3, post_lua)  # warm-up, not recorded
+        for method, path, script in (("GET", "/health", get_lua),
+                                     ("POST", "/predict", post_lua)):
+            for conns in HTTP_CONNECTIONS:
+                load = load_average()
+                cpu0 = _cpu_seconds(proc.pid)
+                cmd, summary = _wrk(base + path, conns, HTTP_SECONDS, script)
+                cpu = _cpu_seconds(proc.pid) - cpu0
+                seconds = summary["duration_us"] / 1e6
+                lat = summary["latency_us"]
+                shown = [w.replace(str(tmp) + "/", "") for w in cmd]
+                shown[-1] = shown[-1].replace(base, "http://127.0.0.1:$PORT")
+                rows.append({
+                    "method": method,
+                    "path": path,
+                    "connections": conns,
+                    "threads": min(HTTP_MAX_THREADS, conns),
+                    "seconds": round(seconds, 2),
+                    "requests": summary["requests"],
+                    "requests_per_second": round(summary["requests"] / seconds),
+                    "latency_ms": {k: round(lat[k] / 1000, 2)
+                                   for k in ("mean", "p50", "p90", "p99", "max")},
+                    "errors": summary["errors"],
+                    "server_cpu_cores": round(cpu / seconds, 2),
+                    "load_average_before": load,
+                    "command": " ".join(shown),
+                })
+    wall = time.perf_counter() - t0
+    result = {
+        "server": "riskstream run (embedded: simulator at its default rate, in-memory state, "
+                  "SQLite results, one uvicorn worker)",
+        "health_ready_seconds": round(ready, 1),
+        "runs": rows,
+    }
+    return _envelope("http", "wrk against riskstream run on 127.0.0.1 (client and server "
+                     "share the machine)",
+                     [".venv/bin/riskstream run --home $(mktemp -d) --port $PORT",
+                      "wrk -t<=2 -c{1,4,16} -d10s --timeout 5s -s {get,predict}.lua URL "
+                      "(scripts in benchmarks/report.py)"],
+                     load_before, result, wall)
+
+
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "core": run_core,
+    "core-ensemble": lambda tmp: run_core(tmp, detectors="seed"),
+    "score": run_score,
+    "kafka": run_kafka,
+    "stores": run_stores,
+    "http": run_http,
+}
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+Results = dict[str, list[dict[str, Any]]]
+
+
+def _n(x: float | int | None, digits: int = 0) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def _spread(values: list[float], digits: int = 0) -> str:
+    lo, hi = min(values), max(values)
+    return _n(lo, digits) if lo == hi else f"{_n(lo, digits)} – {_n(hi, digits)}"
+
+
+def _machine(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    return f"{m['cpu_model']}, {m['cores']} cores"
+
+
+def _load(before: list[float], after: list[float] | None = None) -> str:
+    if after is None:
+        return f"{before[0]:.2f}"
+    return f"{before[0]:.2f} → {after[0]:.2f}"
+
+
+def _probe(data: dict[str, Any]) -> str:
+    probe = data.get("speed_probe_seconds_before")
+    return "—" if probe is None else f"{probe:.2f} s"
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _conditions(runs: list[dict[str, Any]]) -> str:
+    """The footnote every table shares: machines, Python, commits, how to reproduce."""
+    machines = sorted({f"{_machine(d)} (Python {d['machine']['python']})" for d in runs})
+    commits = sorted({d["code"]["commit"] for d in runs})
+    changes = " plus local changes" if any(d["code"]["local_changes"] for d in runs) else ""
+    reproduce = sorted({d["reproduce"] for d in runs})
+    return (f"Machine: {'; '.join(machines)}. Load: the 1-minute load average before → after "
+            "the run (it includes the benchmark's own processes). Host probe: how long "
+            "`python -c \"sum(range(10**8))\"` took just before the run. Commit "
+            f"{', '.join(f'`{c}`' for c in commits)}{changes}. Reproduce with "
+            + " or ".join(f"`{r}`" for r in reproduce) + ".")
+
+
+def _missing(name: str) -> str:
+    return f"_Not measured yet: no {name} result in benchmarks/results._"
+
+
+def render_core(results: Results) -> str:
+    runs = [d for k in ("core", "core-ensemble") for d in results.get(k, [])]
+    if not runs:
+        return _missing("core")
+    lines = ["| detectors | tx/s | batch p50 / p95 / p99 (ms) | load | host probe | machine | "
+             "command |", "|---|---|---|---|---|---|---|"]
+    for data in runs:
+        r = data["result"]
+        lat = r["batch_latency_ms"]
+        lines.append(
+            f"| {_code(r['detectors'])} | **{_n(r['tx_per_second'])}** | "
+            f"{_n(lat['p50'], 1)} / {_n(lat['p95'], 1)} / {_n(lat['p99'], 1)} | "
+            f"{_load(data['load_average_before'], data['load_average_after'])} | "
+            f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])} |")
+    first = runs[0]["result"]
+    lines += ["", f"{_n(first['transactions'])} timed transactions in batches of "
+              f"{_n(first['batch_size'])}, {_n(first['users'])} users; pinned to one core: "
+              f"{'yes' if first['pinned_to_one_core'] else 'no'}. " + _conditions(runs)]
+    return "\n".join(lines)
+
+
+def _eval_text(r: dict[str, Any]) -> str:
+    e = r.get("evaluation_check")
+    if not e or "average_precision" not in e:
+        return ""
+    recall = " / ".join(f"{v:.3f}" for v in e["recall_at_1pct_by_scenario"].values())
+    return (f"Check, the test week of the scored file (`riskstream evaluate --start 2018-08-08 "
+            f"--end 2018-08-15`, {_n(e['transactions'])} transactions, {e['frauds']} frauds): "
+            f"AP {e['average_precision']:.3f}, ROC AUC {e['roc_auc']:.3f}, CP@100 "
+            f"{e['card_precision_at_100']:.3f}, recall at a 1 % budget per scenario "
+            f"{recall} — the marginal-tails row of [models.md](models.md). ")
+
+
+def render_score(results: Results) -> str:
+    runs = results.get("score", [])
+    if not runs:
+        return _missing("score")
+    lines = ["| rows scored | wall (s) | tx/s | CPU (s) | peak memory | train before it: wall / "
+             "CPU (s) | load | host probe | machine | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for data in runs:
+        r = data["result"]
+        sc, t = r["score"], r["train"]
+        lines.append(
+            f"| {_n(r['rows'])} | {sc['wall_seconds']:.1f} | **{_n(sc['tx_per_second'])}** | "
+            f"{sc['cpu_seconds']:.1f} | {_n(sc['max_rss_mb'])} MB | {t['wall_seconds']:.1f} / "
+            f"{t['cpu_seconds']:.1f} | "
+            f"{_load(sc['load_average_before'], sc['load_average_after'])} | {_probe(data)} | "
+            f"{_machine(data)} | {_code(data['commands'][1])} |")
+    last = runs[-1]
+    r = last["result"]
+    lines += ["", f"Model: {r['model']}, trained by {_code(last['commands'][0])}. Output: "
+              f"{r['output']}. " + _eval_text(r) + _conditions(runs)]
+    return "\n".join(lines)
+
+
+def render_kafka(results: Results) -> str:
+    runs = results.get("kafka", [])
+    if not runs:
+        return _missing("kafka")
+    lines = ["| run | result | CPU | load | host probe | machine | command |",
+             "|---|---|---|---|---|---|---|"]
+    for data in runs:
+        r = data["result"]
+        cells = (f"{_load(data['load_average_before'], data['load_average_after'])} | "
+                 f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])}")
+        for t in r["throughput"]:
+            cpu = (f"workers {_n(t.get('worker_cpu_us_per_tx_during_drain'), 1)} µs/tx, broker "
+                   f"{_n(t.get('broker_cores_during_drain'), 2)} cores, machine "
+                   f"{_n(t.get('machine_cpu_busy_share_during_drain'), 2)} busy")
+            lines.append(f"| drain {_n(t['transactions'])} transactions, {t['workers']} "
+                         f"worker{'s' if t['workers'] > 1 else ''} | "
+                         f"**{_n(t['tx_per_s'])} tx/s** | {cpu} | {cells} |")
+        lat = r["latency"]
+        lines.append(
+            f"| latency, {lat['workers']} workers at {_n(lat['offered_tx_per_s'])} tx/s offered "
+            f"| p50 / p90 / p99 **{_n(lat['p50_ms'], 1)} / {_n(lat['p90_ms'], 1)} / "
+            f"{_n(lat['p99_ms'], 1)} ms** (max {_n(lat['max_ms'], 1)}; {_n(lat['measured'])} "
+            f"measured) | machine {_n(lat.get('machine_cpu_busy_share'), 2)} busy | {cells} |")
+    r = runs[-1]["result"]
+    st = r["stages_us_per_tx"]
+    stages = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in st.items()
+                       if k not in ("total", "implied_tx_per_s_one_core"))
+    lines += ["", f"Stage profile of one worker's {_n(r['batch_size'])}-row batch (latest run), "
+              f"µs per transaction: {stages}; total {st['total']:.2f}. Broker: {r['broker']}; "
+              f"results: {r['results_store']}; {r['partitions']} partitions, messages "
+              f"{r['message_bytes_mean']} bytes on average. " + _conditions(runs)]
+    return "\n".join(lines)
+
+
+def render_stores(results: Results) -> str:
+    runs = results.get("stores", [])
+    if not runs:
+        return _missing("stores")
+    lines = ["| run | tx/s | batch p50 / p95 / p99 (ms) | client CPU | per batch: Redis load / "
+             "PostgreSQL write / Redis save (ms) | load | host probe | machine | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for data in runs:
+        r = data["result"]
+        lat, per = r["batch_latency_ms"], r["ms_per_batch_in"]
+        lines.append(
+            f"| {_n(r['transactions'])} transactions, batch {_n(r['batch_size'])}, one worker, "
+            f"{'write-behind' if r['write_behind'] else 'sequential'} | "
+            f"**{_n(r['tx_per_second'])}** | {lat['p50']:.1f} / {lat['p95']:.1f} / "
+            f"{lat['p99']:.1f} | {r['client_cpu_us_per_tx']:.1f} µs/tx | "
+            f"{per.get('redis_load', 0):.1f} / {per.get('postgres_write', 0):.1f} / "
+            f"{per.get('redis_save', 0):.1f} | "
+            f"{_load(data['load_average_before'], data['load_average_after'])} | "
+            f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])} |")
+    r = runs[-1]["result"]
+    lines += ["", f"Redis: {r.get('redis', '—')}; {_n(r['users'])} users, "
+              f"{_n(r['redis_bytes_per_user']['record'])} bytes per user record + "
+              f"{_n(r['redis_bytes_per_user']['expiry_index'])} in the expiry index. With "
+              "write-behind the batch latency is the time to hand a batch over "
+              "([stores.md](stores.md)). " + _conditions(runs)]
+    return "\n".join(lines)
+
+
+def render_http(results: Results) -> str:
+    runs = results.get("http", [])
+    if not runs:
+        return _missing("http")
+    lines = ["| request | connections | requests/s | latency p50 / p90 / p99 (ms) | errors | "
+             "server CPU | load | host probe | machine | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for data in runs:
+        for run in data["result"]["runs"]:
+            lat = run["latency_ms"]
+            lines.append(
+                f"| `{run['method']} {run['path']}` | {run['connections']} | "
+                f"**{_n(run['requests_per_second'])}** | {lat['p50']:.2f} / {lat['p90']:.2f} / "
+                f"{lat['p99']:.2f} | {sum(run['errors'].values())} | "
+                f"{run['server_cpu_cores']:.2f} cores | {_load(run['load_average_before'])} | "
+                f"{_probe(data)} | {_machine(data)} | {_code(run['command'])} |")
+    r = runs[-1]["result"]
+    lines += ["", f"Server: {r['server']}, started by {_code(runs[-1]['commands'][0])}; "
+              f"`/health` answered {r['health_ready_seconds']:.0f} s after start (a first "
+              "start trains a model). Each `/predict` body is a new transaction (unique id, one "
+              "of 5,000 users), so every request is validated, scored, stored and applied to "
+              "the user's state. Server CPU includes the embedded stream; wrk runs on the same "
+              "cores; load is the 1-minute load average before each row. " + _conditions(runs)]
+    return "\n".join(lines)
+
+
+def render_headline(results: Results) -> str:
+    """The README's few lines: one figure per benchmark (the spread over the kept runs),
+    details in docs/performance.md."""
+    rows = []
+    for key, label in (("core", "scoring core, one core, Isolation Forest"),
+                       ("core-ensemble", "scoring core, one core, four-detector ensemble")):
+        if results.get(key):
+            rows.append((label, _spread([d["result"]["tx_per_second"] for d in results[key]])
+                         + " tx/s"))
+    if results.get("score"):
+        score = [d["result"] for d in results["score"]]
+        rows.append((f"`riskstream score`, whole FDH file ({_n(score[-1]['rows'])} rows)",
+                     _spread([r["score"]["wall_seconds"] for r in score]) + " s ("
+                     + _spread([r["score"]["tx_per_second"] for r in score]) + " tx/s)"))
+    if results.get("kafka"):
+        kafka = [d["result"] for d in results["kafka"]]
+        most = max(t["workers"] for t in kafka[-1]["throughput"])
+        rates = [t["tx_per_s"] for r in kafka for t in r["throughput"] if t["workers"] == most]
+        rows.append((f"Kafka end to end, {most} workers, PostgreSQL results",
+                     f"{_spread(rates)} tx/s; p99 "
+                     f"{_spread([r['latency']['p99_ms'] for r in kafka])} ms at "
+                     f"{_n(kafka[-1]['latency']['offered_tx_per_s'])} tx/s"))
+    if results.get("stores"):
+        rows.append(("Redis state + PostgreSQL results, one worker",
+                     _spread([d["result"]["tx_per_second"] for d in results["stores"]])
+                     + " tx/s"))
+    if results.get("http"):
+        pred = [run for d in results["http"] for run in d["result"]["runs"]
+                if run["path"] == "/predict" and run["connections"] == 4]
+        if pred:
+            rows.append(("`POST /predict` over HTTP, 4 connections",
+                         _spread([r["requests_per_second"] for r in pred]) + " requests/s, p99 "
+                         + _spread([r["latency_ms"]["p99"] for r in pred]) + " ms"))
+    if not rows:
+        return "_No benchmark results yet._"
+    everything = [d for runs in results.values() for d in runs]
+    machines = sorted({_machine(d) for d in everything})
+    probes = [d["speed_probe_seconds_before"] for d in everything
+              if d.get("speed_probe_seconds_before") is not None]
+    probe = (f"; `sum(range(10**8))` took {_spread(probes, 1)} s around the runs"
+             if probes else "")
+    targets = _targets(results)
+    met = sum(t[3] > 0 for t in targets)
+    lines = ["| measured | result |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], "",
+             f"{', '.join(machines)}, shared with other work{probe}; {met} of "
+             f"{len(targets)} throughput and latency targets met in at least one run. "
+             "Commands, load, targets and every run: "
+             "[docs/performance.md](docs/performance.md)."]
+    return "\n".join(lines)
+
+
+def _targets(results: Results) -> list[tuple[str, str, list[float], int, str]]:
+    """(benchmark, target, the kept runs' values, how many met it, unit) for each target
+    that has runs."""
+
+    def core(key: str) -> list[float]:
+        return [d["result"]["tx_per_second"] for d in results.get(key, [])]
+
+    kafka = [d["result"] for d in results.get("kafka", [])]
+    stores = [d["result"]["tx_per_second"] for d in results.get("stores", [])]
+    two = [t["tx_per_s"] for r in kafka for t in r["throughput"] if t["workers"] == 2]
+    p99 = [r["latency"]["p99_ms"] for r in kafka]
+    rows = []
+    for name, text, values, bar, higher in (
+        ("core, Isolation Forest, one core", "≥ 100,000 tx/s", core("core"), 100_000, True),
+        ("core, four-detector ensemble, one core", "≥ 50,000 tx/s", core("core-ensemble"),
+         50_000, True),
+        ("Kafka, 2 workers, PostgreSQL results", "≥ 50,000 tx/s", two, 50_000, True),
+        ("Kafka latency, 2 workers at 5,000 tx/s", "p99 ≤ 100 ms", p99, 100, False),
+        ("Redis + PostgreSQL pipeline, one worker", "≥ 30,000 tx/s", stores, 30_000, True),
+    ):
+        if values:
+            met = sum(v >= bar if higher else v <= bar for v in values)
+            rows.append((name, text, values, met, " tx/s" if higher else " ms"))
+    return rows
+
+
+def render_targets(results: Results) -> str:
+    """Each throughput and latency target against the kept runs."""
+    lines = ["| benchmark | target | kept runs | met in |", "|---|---|---|---|"]
+    for name, text, values, met, unit in _targets(results):
+        digits = 1 if unit == " ms" else 0
+        lines.append(f"| {name} | {text} | {_spread(values, digits)}{unit} | "
+                     f"{met} of {len(values)} |")
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[Results], str]] = {
+    "headline": render_headline,
+    "targets": render_targets,
+    "core": render_core,
+    "score": render_score,
+    "kafka": render_kafka,
+    "stores": render_stores,
+    "http": render_http,
+}
+
+
+def load_results(directory: Path = RESULTS) -> Results:
+    """The kept runs of every ``NAME.json`` in ``directory``, oldest first, by ``NAME``."""
+    return {p.stem: json.loads(p.read_text())["runs"] for p in sorted(directory.glob("*.json"))}
+
+
+def render(text: str, results: Results) -> str:
+    """``text`` with every marked block replaced by its table; unknown markers raise."""
+    pattern = re.compile(r"(<!-- BEGIN report:([\w-]+) -->\n)(.*?)(<!-- END report:\2 -->)",
+                         re.S)
+
+    def table(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise KeyError(f"no renderer for marker report:{name}")
+        return f"{match.group(1)}{RENDERERS[name](results)}\n{match.group(4)}"
+
+    return pattern.sub(table, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    run = sub.add_parser("run", help="run one benchmark, write benchmarks/results/NAME.json")
+    run.add_argument("name", choices=sorted(RUNNERS))
+    run.add_argument("--fdh", type=Path, default=FDH_DEFAULT, help="FDH file (score)")
+    sub.add_parser("render", help="rewrite the tables in docs/performance.md")
+    sub.add_parser("check", help="exit 1 if docs/performance.md is not what render gives")
+    args = parser.parse_args()
+    if args.what == "run":
+        with tempfile.TemporaryDirectory(prefix=f"rs-bench-{args.name}-") as tmp:
+            kwargs = {"fdh": args.fdh} if args.name == "score" else {}
+            probe = speed_probe()
+            try:
+                data = RUNNERS[args.name](Path(tmp), **kwargs)
+            except subprocess.CalledProcessError as exc:
+                log = Path(tmp) / "log"
+                if log.exists():
+                    sys.stderr.write(log.read_text()[-5000:])
+                raise SystemExit(f"benchmark failed: {exc}") from exc
+        data["speed_probe_seconds_before"] = probe
+        print(json.dumps(data, indent=2))
+        print(f"wrote {_rel(_write(args.name, data))}", file=sys.stderr)
+        return
+    results = load_results()
+    stale = []
+    for path in (DOC, README):
+        current = path.read_text()
+        rendered = render(current, results)
+        if args.what == "render":
+            path.write_text(rendered)
+        elif rendered != current:
+            stale.append(_rel(path))
+    if stale:
+        raise SystemExit(f"stale: {', '.join(stale)}; run benchmarks/report.py render")
+
+
+if __name__ == "__main__":
+    main()
