@@ -492,6 +492,13 @@ def _probe(data: dict[str, Any]) -> str:
     return "—" if probe is None else f"{probe:.2f} s"
 
 
+
+def _provenance(data: dict[str, Any], command: str, load: dict[str, Any] | None = None) -> str:
+    """The last cells of a row: load before -> after, host probe, machine, command."""
+    timing = data if load is None else load
+    return (f"{_load(timing['load_average_before'], timing.get('load_average_after'))} | "
+            f"{_probe(data)} | {_machine(data)} | {_code(command)}")
+
 def _code(text: str) -> str:
     return "`" + text.replace("|", "\\|") + "`"
 
@@ -525,8 +532,7 @@ def render_core(results: Results) -> str:
         lines.append(
             f"| {_code(r['detectors'])} | **{_n(r['tx_per_second'])}** | "
             f"{_n(lat['p50'], 1)} / {_n(lat['p95'], 1)} / {_n(lat['p99'], 1)} | "
-            f"{_load(data['load_average_before'], data['load_average_after'])} | "
-            f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])} |")
+            f"{_provenance(data, data['commands'][0])} |")
     first = runs[0]["result"]
     lines += ["", f"{_n(first['transactions'])} timed transactions in batches of "
               f"{_n(first['batch_size'])}, {_n(first['users'])} users; pinned to one core: "
@@ -560,8 +566,7 @@ def render_score(results: Results) -> str:
             f"| {_n(r['rows'])} | {sc['wall_seconds']:.1f} | **{_n(sc['tx_per_second'])}** | "
             f"{sc['cpu_seconds']:.1f} | {_n(sc['max_rss_mb'])} MB | {t['wall_seconds']:.1f} / "
             f"{t['cpu_seconds']:.1f} | "
-            f"{_load(sc['load_average_before'], sc['load_average_after'])} | {_probe(data)} | "
-            f"{_machine(data)} | {_code(data['commands'][1])} |")
+            f"{_provenance(data, data['commands'][1], load=sc)} |")
     last = runs[-1]
     r = last["result"]
     lines += ["", f"Model: {r['model']}, trained by {_code(last['commands'][0])}. Output: "
@@ -577,8 +582,7 @@ def render_kafka(results: Results) -> str:
              "|---|---|---|---|---|---|---|"]
     for data in runs:
         r = data["result"]
-        cells = (f"{_load(data['load_average_before'], data['load_average_after'])} | "
-                 f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])}")
+        cells = _provenance(data, data["commands"][0])
         for t in r["throughput"]:
             cpu = (f"workers {_n(t.get('worker_cpu_us_per_tx_during_drain'), 1)} µs/tx, broker "
                    f"{_n(t.get('broker_cores_during_drain'), 2)} cores, machine "
@@ -620,8 +624,7 @@ def render_stores(results: Results) -> str:
             f"{lat['p99']:.1f} | {r['client_cpu_us_per_tx']:.1f} µs/tx | "
             f"{per.get('redis_load', 0):.1f} / {per.get('postgres_write', 0):.1f} / "
             f"{per.get('redis_save', 0):.1f} | "
-            f"{_load(data['load_average_before'], data['load_average_after'])} | "
-            f"{_probe(data)} | {_machine(data)} | {_code(data['commands'][0])} |")
+            f"{_provenance(data, data['commands'][0])} |")
     r = runs[-1]["result"]
     lines += ["", f"Redis: {r.get('redis', '—')}; {_n(r['users'])} users, "
               f"{_n(r['redis_bytes_per_user']['record'])} bytes per user record + "
@@ -645,8 +648,8 @@ def render_http(results: Results) -> str:
                 f"| `{run['method']} {run['path']}` | {run['connections']} | "
                 f"**{_n(run['requests_per_second'])}** | {lat['p50']:.2f} / {lat['p90']:.2f} / "
                 f"{lat['p99']:.2f} | {sum(run['errors'].values())} | "
-                f"{run['server_cpu_cores']:.2f} cores | {_load(run['load_average_before'])} | "
-                f"{_probe(data)} | {_machine(data)} | {_code(run['command'])} |")
+                f"{run['server_cpu_cores']:.2f} cores | "
+                f"{_provenance(data, run['command'], load=run)} |")
     r = runs[-1]["result"]
     lines += ["", f"Server: {r['server']}, started by {_code(runs[-1]['commands'][0])}; "
               f"`/health` answered {r['health_ready_seconds']:.0f} s after start (a first "
