@@ -13,14 +13,9 @@ from tansu import free_port
 
 from riskstream.errors import ConfigurationError, TransportUnavailable, is_outage
 from riskstream.transport.base import Sink
-from riskstream.transport.kafka import (
-    DeadLetterPublisher,
-    KafkaSource,
-    KafkaTopics,
-    Publisher,
-    ResultsPublisher,
-    client_config,
-)
+from riskstream.transport.kafka.config import KafkaTopics, client_config
+from riskstream.transport.kafka.consumer import KafkaSource
+from riskstream.transport.kafka.producer import DeadLetterPublisher, Publisher, ResultsPublisher
 
 ROW = {
     "transaction_id": "t1", "user_id": "u1", "timestamp": 1.0, "score": 0.9,
