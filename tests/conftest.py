@@ -236,19 +236,23 @@ def make_scored() -> Callable[..., tuple[dict[str, Any], dict[str, Any] | None]]
 
 # -- a results store that fails like a database restarting ----------------------------------------
 class FlakyResultsStore:
-    """Wraps a real results store; ``write`` raises while ``down`` or for the first
-    ``fail_first`` calls. Everything else passes through."""
+    """Wraps a real results store; ``write_new`` (and so ``write``) raises while ``down`` or
+    for the first ``fail_first`` calls. Everything else passes through."""
 
     def __init__(self, inner: Any, fail_first: int = 0, down: bool = False) -> None:
         self.inner, self.fail_first, self.down = inner, fail_first, down
         self.calls = self.refused = 0
 
-    def write(self, rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
+    def write_new(self, rows: Any, alerts: list[dict[str, Any]]) -> set[str]:
         self.calls += 1
         if self.down or self.calls <= self.fail_first:
             self.refused += 1
             raise ConnectionError("database restarting")
-        return self.inner.write(rows, alerts)
+        new: set[str] = self.inner.write_new(rows, alerts)
+        return new
+
+    def write(self, rows: Any, alerts: list[dict[str, Any]]) -> int:
+        return len(self.write_new(rows, alerts))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

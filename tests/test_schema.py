@@ -1,8 +1,15 @@
-"""Validation rules: the record model and the vectorised frame path must agree, field by field."""
+"""Validation rules: the record model and the vectorised frame path must agree, field by field.
+
+Three paths: ``Transaction`` (one body), ``validate_frame`` on a plain frame (the stream), and
+``validate_frame(request_frame(...))`` (API bodies, batched). The stream requires a timestamp
+and knows no aliases; otherwise all three accept and refuse the same records.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,23 +20,46 @@ from pydantic import ValidationError
 
 from riskstream.schema import (
     CANONICAL_COLUMNS,
+    FIELD_ALIASES,
     MAX_AMOUNT,
+    RECEIVED_AT,
+    REFUSED_ATTR,
     RecordError,
     Transaction,
     errors_from_validation,
+    request_frame,
     validate_frame,
+    validate_requests,
 )
 
 EPOCH_2024 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
+RECEIVED = EPOCH_2024 + 3600.0  # the server's receive time in these tests
 TxFactory = Callable[..., dict[str, Any]]  # the make_tx fixture (tests/conftest.py)
 
 
-def model_error(rec: dict[str, Any]) -> RecordError | None:
+def model(rec: Any) -> Transaction:
+    return Transaction.model_validate(rec, context={RECEIVED_AT: RECEIVED})
+
+
+def model_error(rec: Any) -> RecordError | None:
     try:
-        Transaction.model_validate(rec)
+        model(rec)
     except ValidationError as exc:
-        return errors_from_validation(exc, tx_id=rec.get("transaction_id"))
+        tx = rec.get("transaction_id") if isinstance(rec, dict) else None
+        return errors_from_validation(exc, tx_id=tx)
     return None
+
+
+def request_error(rec: Any) -> RecordError | None:
+    valid, errors = validate_frame(request_frame([rec], RECEIVED))
+    assert len(valid) + len(errors) == 1
+    return errors[0] if errors else None
+
+
+def request_row(rec: dict[str, Any]) -> pd.Series:
+    valid, errors = validate_frame(request_frame([rec], RECEIVED))
+    assert errors == []
+    return valid.iloc[0]
 
 
 def frame_error(rec: dict[str, Any]) -> RecordError | None:
@@ -53,12 +83,52 @@ def frame_row(rec: dict[str, Any]) -> pd.Series:
 
 
 # --- required fields ---------------------------------------------------------------------------
-@pytest.mark.parametrize("field", ["transaction_id", "timestamp", "user_id", "amount"])
+@pytest.mark.parametrize("field", ["transaction_id", "user_id", "amount"])
 def test_missing_required_field(make_tx: TxFactory, field: str) -> None:
     m, f = both_errors(make_tx(drop=(field,)))
-    assert m.field == f.field == field
-    assert m.rule == f.rule == "Field required"
+    q = request_error(make_tx(drop=(field,)))
+    assert q is not None
+    assert m.field == f.field == q.field == field
+    assert m.rule == f.rule == q.rule == "Field required"
     assert m.reason == f"{field}: Field required"
+
+
+@pytest.mark.parametrize("rec_kw", [{"drop": ("timestamp",)}, {"timestamp": None}])
+def test_stream_still_requires_a_timestamp(make_tx: TxFactory, rec_kw: dict[str, Any]) -> None:
+    f = frame_error(make_tx(**rec_kw))
+    assert f is not None and (f.field, f.rule) == ("timestamp", "Field required")
+
+
+@pytest.mark.parametrize(
+    "rec_kw", [{"drop": ("timestamp",)}, {"timestamp": None}, {"timestamp": math.nan}]
+)
+def test_request_without_timestamp_gets_the_receive_time(
+    make_tx: TxFactory, rec_kw: dict[str, Any]
+) -> None:
+    rec = make_tx(**rec_kw)
+    assert model(rec).timestamp == RECEIVED
+    assert request_row(rec)["timestamp"] == RECEIVED
+
+
+def test_model_without_context_uses_the_validation_time(make_tx: TxFactory) -> None:
+    before = time.time()
+    ts = Transaction.model_validate(make_tx(drop=("timestamp",))).timestamp
+    assert before <= ts <= time.time()
+
+
+def test_each_request_gets_its_own_receive_time(make_tx: TxFactory) -> None:
+    recs = [
+        make_tx(transaction_id="a", drop=("timestamp",)),
+        make_tx(transaction_id="b", timestamp="2024-01-01T00:00:00Z"),
+        make_tx(transaction_id="c", timestamp=None),
+        make_tx(transaction_id="d", timestamp=EPOCH_2024 + 5),
+    ]
+    received = np.array([RECEIVED, RECEIVED + 1, RECEIVED + 2, RECEIVED + 3])
+    valid, errors = validate_frame(request_frame(recs, received))
+    assert errors == []
+    assert valid["timestamp"].tolist() == [RECEIVED, EPOCH_2024, RECEIVED + 2, EPOCH_2024 + 5]
+    with pytest.raises(ValueError):
+        request_frame(recs, received[:2])
 
 
 @pytest.mark.parametrize("field", ["transaction_id", "user_id"])
@@ -320,7 +390,7 @@ def test_first_failing_rule_is_reported(make_tx: TxFactory) -> None:
     assert m.field == f.field == "amount"
 
 
-# --- the two paths agree on a mixed set of records ---------------------------------------------
+# --- the paths agree on a mixed set of records ------------------------------------------------
 def _agreement_records(make_tx: TxFactory) -> list[dict[str, Any]]:
     return [
         make_tx(),
@@ -357,12 +427,34 @@ def _agreement_records(make_tx: TxFactory) -> list[dict[str, Any]]:
     ]
 
 
+def _request_records(make_tx: TxFactory) -> list[Any]:
+    """What only API bodies may do: aliases (the stream knows none), null timestamps."""
+    no_canon = ("merchant_id", "merchant_category", "city")
+    return [
+        make_tx(timestamp=None),
+        make_tx(merchant="m-9", category="travel", location="Lyon", drop=no_canon),
+        make_tx(merchant="m-1"),  # the same value under both names
+        make_tx(merchant=" m-1 ", category="grocery"),  # the same once stripped
+        make_tx(merchant_id=55, merchant="55"),  # an integer id is its text
+        make_tx(merchant="m-2"),  # a conflict
+        make_tx(location="Lyon", city=None),  # null canonical: the alias fills it
+        make_tx(merchant=None),  # null alias: ignored
+        make_tx(location={"lat": 48.8, "lon": 2.3}, drop=("city",)),  # an object is not text
+        make_tx(category="c" * 200, drop=("merchant_category",)),  # named as the canonical
+        make_tx(amount=-1, merchant="m-2"),  # amount's error comes first
+        make_tx(channel="fax", category="travel"),  # the conflict comes before channel
+        make_tx(drop=("timestamp",), location="Paris", city="Lyon"),
+        "not an object",
+        {},
+    ]
+
+
 _COMPARED = ("transaction_id", "timestamp", "user_id", "amount", "currency", "merchant_id",
-             "country", "device_id", "channel")
+             "merchant_category", "city", "country", "device_id", "channel")
 
 
 def _check_valid_row_matches_model(rec: dict[str, Any], row: pd.Series) -> None:
-    tx = Transaction.model_validate(rec)
+    tx = model(rec)
     for name in _COMPARED:
         assert row[name] == getattr(tx, name), name
     for name in ("lat", "lon"):
@@ -375,6 +467,9 @@ def test_both_paths_agree_record_by_record(make_tx: TxFactory) -> None:
     n_bad = 0
     for rec in records:
         m, f = model_error(rec), frame_error(rec)
+        if "timestamp" not in rec:  # the one difference: the stream requires it
+            assert m is None and f is not None and f.field == "timestamp"
+            continue
         assert (m is None) == (f is None), (rec, m, f)
         if m is not None and f is not None:
             n_bad += 1
@@ -382,11 +477,25 @@ def test_both_paths_agree_record_by_record(make_tx: TxFactory) -> None:
         else:
             _check_valid_row_matches_model(rec, frame_row(rec))
     assert 0 < n_bad < len(records)
-    assert n_bad == 19
+    assert n_bad == 18
+
+
+def test_model_and_request_path_agree_record_by_record(make_tx: TxFactory) -> None:
+    records = _agreement_records(make_tx) + _request_records(make_tx)
+    n_bad = 0
+    for rec in records:
+        m, q = model_error(rec), request_error(rec)
+        assert (m is None) == (q is None), (rec, m, q)
+        if m is not None and q is not None:
+            n_bad += 1
+            assert m.field == q.field, (rec, m, q)
+        else:
+            _check_valid_row_matches_model(rec, request_row(rec))
+    assert n_bad == 18 + 8
 
 
 def test_both_paths_agree_on_one_mixed_frame(make_tx: TxFactory) -> None:
-    records = _agreement_records(make_tx)
+    records = [r for r in _agreement_records(make_tx) if "timestamp" in r]
     valid, errors = validate_frame(pd.DataFrame(records))
     frame_fields = {e.index: e.field for e in errors}
     model_fields = {i: e.field for i, r in enumerate(records) if (e := model_error(r)) is not None}
@@ -395,6 +504,102 @@ def test_both_paths_agree_on_one_mixed_frame(make_tx: TxFactory) -> None:
     assert len(valid) == len(kept)
     for rec, (_, row) in zip(kept, valid.iterrows(), strict=True):
         _check_valid_row_matches_model(rec, row)
+
+
+def test_model_and_request_path_agree_on_one_batch(make_tx: TxFactory) -> None:
+    records = _agreement_records(make_tx) + _request_records(make_tx)
+    batch = validate_requests(records, RECEIVED)
+    request_fields = {e.index: e.field for e in batch.errors}
+    model_fields = {i: e.field for i, r in enumerate(records) if (e := model_error(r)) is not None}
+    assert request_fields == model_fields
+    assert batch.rows.tolist() == [i for i in range(len(records)) if i not in model_fields]
+    for i, (_, row) in zip(batch.rows.tolist(), batch.valid.iterrows(), strict=True):
+        _check_valid_row_matches_model(records[i], row)
+
+
+# --- API requests: aliases and the receive time ------------------------------------------------
+def test_aliases_and_no_timestamp_give_the_canonical_frame(make_tx: TxFactory) -> None:
+    canonical = make_tx(timestamp=RECEIVED)
+    alias_of = {canon: alias for alias, canon in FIELD_ALIASES.items()}
+    common = {alias_of.get(k, k): v for k, v in make_tx(drop=("timestamp",)).items()}
+    assert {"merchant", "category", "location"} <= set(common) and "timestamp" not in common
+    got, errors = validate_frame(request_frame([common], RECEIVED))
+    assert errors == []
+    want, _ = validate_frame(pd.DataFrame([canonical]))
+    pd.testing.assert_frame_equal(got, want)
+    assert list(got.columns) == list(CANONICAL_COLUMNS)  # no alias left over as an extra
+    tx = model(common)
+    assert tx == model(canonical) and tx.model_extra == {}
+
+
+def test_alias_and_canonical_mixed_across_rows(make_tx: TxFactory) -> None:
+    recs = [
+        make_tx(transaction_id="a", merchant_id="m-a"),
+        make_tx(transaction_id="b", merchant="m-b", drop=("merchant_id",)),
+        make_tx(transaction_id="c", merchant_id=None, merchant="m-c"),
+        make_tx(transaction_id="d", merchant_id="m-d", merchant=None),
+    ]
+    valid, errors = validate_frame(request_frame(recs, RECEIVED))
+    assert errors == []
+    assert valid["merchant_id"].tolist() == ["m-a", "m-b", "m-c", "m-d"]
+    assert "merchant" not in valid.columns
+    assert [model(r).merchant_id for r in recs] == ["m-a", "m-b", "m-c", "m-d"]
+
+
+@pytest.mark.parametrize(("alias", "canon"), list(FIELD_ALIASES.items()))
+def test_conflicting_alias_is_refused_at_the_field(
+    make_tx: TxFactory, alias: str, canon: str
+) -> None:
+    rec = make_tx(**{canon: "one", alias: "two"})
+    m, q = model_error(rec), request_error(rec)
+    assert m is not None and q is not None
+    rule = f"given both as '{canon}' and as its alias '{alias}', with different values"
+    assert (m.field, m.rule) == (q.field, q.rule) == (canon, rule)
+    assert q.transaction_id == "tx-1"
+    # The same value under both names is no conflict.
+    assert model(make_tx(**{canon: "one", alias: " one"})).model_dump()[canon] == "one"
+    assert request_row(make_tx(**{canon: "one", alias: " one"}))[canon] == "one"
+
+
+def test_request_path_leaves_the_bodies_alone(make_tx: TxFactory) -> None:
+    recs = [make_tx(merchant="m-2", drop=("merchant_id", "timestamp")), make_tx(timestamp=None)]
+    before = [dict(r) for r in recs]
+    validate_requests(recs, RECEIVED)
+    for r in recs:
+        model(r)
+    assert recs == before
+
+
+def test_refusals_travel_in_attrs_only_when_there_are_some(make_tx: TxFactory) -> None:
+    assert REFUSED_ATTR not in request_frame([make_tx(merchant="m-1")], RECEIVED).attrs
+    frame = request_frame([make_tx(), make_tx(merchant="m-2")], RECEIVED)
+    assert [e.index for e in frame.attrs[REFUSED_ATTR]] == [1]
+    valid, _ = validate_frame(frame)
+    assert valid.attrs == {}  # scoring never carries them
+
+
+def test_stream_knows_no_aliases(make_tx: TxFactory) -> None:
+    # A stream message with an alias key: an extra column, as before; merchant_id untouched.
+    valid, errors = validate_frame(pd.DataFrame([make_tx(merchant="m-2", location="Lyon")]))
+    assert errors == []
+    assert valid["merchant_id"].iat[0] == "m-1" and valid["merchant"].iat[0] == "m-2"
+
+
+def test_empty_request_batch() -> None:
+    batch = validate_requests([], RECEIVED)
+    assert len(batch.valid) == 0 and batch.errors == [] and batch.rows.size == 0
+    assert list(batch.valid.columns) == list(CANONICAL_COLUMNS)
+
+
+def test_transaction_json_schema() -> None:
+    schema = Transaction.model_json_schema()
+    assert schema["required"] == ["transaction_id", "user_id", "amount"]
+    ts = schema["properties"]["timestamp"]
+    assert {"type": "string", "format": "date-time"} in ts["anyOf"]
+    assert "receive time" in ts["description"]
+    for alias, canon in FIELD_ALIASES.items():
+        assert alias in schema["properties"][canon]["description"]
+    json.dumps(schema)
 
 
 def test_valid_frame_owns_its_columns(make_tx: TxFactory) -> None:

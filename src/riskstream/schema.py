@@ -9,6 +9,15 @@ Contract
   invalid row. A shared test asserts both paths accept and reject the same records.
 * Unknown extra columns (``label``, ``scenario``...) are carried through untouched and are never
   used as features.
+* API requests (not stream messages) may leave ``timestamp`` out -- the server's receive time,
+  UTC, is used -- and may name three fields as fraud APIs commonly do: ``merchant``,
+  ``category`` and ``location`` for ``merchant_id``, ``merchant_category`` and ``city``
+  (:data:`FIELD_ALIASES`). ``Transaction`` accepts both; ``validate_frame(request_frame(...))``
+  (or :func:`validate_requests`) is the same contract vectorised over a micro-batch of request
+  bodies. A field given under both names is refused unless the two values agree. The stream
+  keeps requiring a timestamp and knows no aliases: ``validate_frame`` on a plain frame still
+  refuses a record without one.
+* ``PredictResponse`` and ``PREDICT_REQUEST_EXAMPLES`` describe ``POST /predict`` for OpenAPI.
 
 Timestamps are normalised to float epoch seconds (UTC). Optional text fields are normalised to
 ``""`` when missing, so downstream code never sees ``None``/NaN in them.
@@ -21,15 +30,27 @@ Timestamps are normalised to float epoch seconds (UTC). Optional text fields are
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 CHANNELS: tuple[str, ...] = ("pos", "ecom", "atm", "transfer")
 REQUIRED_FIELDS: tuple[str, ...] = ("transaction_id", "timestamp", "user_id", "amount")
@@ -63,6 +84,21 @@ MAX_AMOUNT = 1e12
 #: Accepted epoch range (2000-01-01 .. 2100-01-01): catches milliseconds sent as seconds.
 MIN_EPOCH, MAX_EPOCH = 946_684_800.0, 4_102_444_800.0
 MAX_ID_LENGTH = 128
+#: Request field names common in fraud-API documentation -> the canonical field each fills.
+#: Requests only: stream messages and files use the canonical names.
+FIELD_ALIASES: dict[str, str] = {
+    "merchant": "merchant_id",
+    "category": "merchant_category",
+    "location": "city",
+}
+#: ``Transaction.model_validate(body, context={RECEIVED_AT: t})``: the receive time (epoch
+#: seconds) a body without a timestamp gets; without it, the time of validation.
+RECEIVED_AT = "received_at"
+#: ``frame.attrs`` key under which :func:`request_frame` hands :func:`validate_frame` the
+#: errors only the request bodies show. Stream frames never carry it.
+REFUSED_ATTR = "riskstream.refused"
+#: The order in which ``Transaction`` reports a body's first error: the body, then its fields.
+_FIELD_RANK: dict[str, int] = {"record": -1, **{c: i for i, c in enumerate(CANONICAL_COLUMNS)}}
 
 
 def _iso4217_codes() -> frozenset[str]:
@@ -123,24 +159,132 @@ def parse_timestamp(value: Any) -> float:
     return ts
 
 
+def alias_conflict_rule(field: str, alias: str) -> str:
+    """The rule broken by a request that names a field twice with different values.
+
+    >>> alias_conflict_rule("city", "location")
+    "given both as 'city' and as its alias 'location', with different values"
+    """
+    return f"given both as '{field}' and as its alias '{alias}', with different values"
+
+
+@dataclass(frozen=True, slots=True)
+class _AliasConflict:
+    """Stands in for a field sent under both its names with different values.
+
+    Put in the field's place before validation, so that the field's own validator refuses it
+    and the error is located at the field (a model-level error would have no field name).
+    A dataclass, so FastAPI can encode it as the error's ``input``.
+    """
+
+    field: str
+    alias: str
+
+
+def _alias_key(value: Any) -> Any:
+    # Two spellings of one value agree: text is stripped and integer ids are text, as the
+    # field's own validation normalises them.
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _absent(value: Any) -> bool:
+    # A column batch cannot tell null from NaN, so neither can a single body.
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _received_time(context: Any) -> float:
+    if isinstance(context, Mapping) and context.get(RECEIVED_AT) is not None:
+        return float(context[RECEIVED_AT])
+    return time.time()
+
+
+#: What ``timestamp`` accepts, for OpenAPI (the field itself is the parsed float).
+_TIMESTAMP_INPUT_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}]
+}
+
+
 class Transaction(BaseModel):
-    """One payment transaction, validated. Extra fields are kept (``model_extra``)."""
+    """One payment transaction, validated. Extra fields are kept (``model_extra``).
+
+    A body without ``timestamp`` (or with ``null``) gets the receive time, passed as
+    ``context={RECEIVED_AT: epoch_seconds}`` or else the time of validation:
+
+    >>> Transaction.model_validate({"transaction_id": "t1", "user_id": "u1", "amount": 5,
+    ...     "merchant": "m-7"}, context={RECEIVED_AT: 1704067200.0}).timestamp
+    1704067200.0
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
 
     transaction_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    timestamp: float
+    timestamp: Annotated[float, WithJsonSchema(_TIMESTAMP_INPUT_SCHEMA, mode="validation")] = Field(
+        default_factory=time.time,
+        description="When the payment happened: ISO-8601 with a zone, or epoch seconds. "
+        "Default: the server's receive time, UTC.",
+        examples=["2024-01-01T12:00:00Z"],
+    )
     user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     amount: float = Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)
-    currency: str = "USD"
-    merchant_id: str = Field(default="", max_length=MAX_ID_LENGTH)
-    merchant_category: str = Field(default="", max_length=MAX_ID_LENGTH)
-    city: str = Field(default="", max_length=MAX_ID_LENGTH)
+    currency: str = Field(default="USD", description="ISO 4217 code. Default: USD.")
+    merchant_id: str = Field(
+        default="",
+        max_length=MAX_ID_LENGTH,
+        validation_alias=AliasChoices("merchant_id", "merchant"),
+        description="Alias: merchant.",
+    )
+    merchant_category: str = Field(
+        default="",
+        max_length=MAX_ID_LENGTH,
+        validation_alias=AliasChoices("merchant_category", "category"),
+        description="Alias: category.",
+    )
+    city: str = Field(
+        default="",
+        max_length=MAX_ID_LENGTH,
+        validation_alias=AliasChoices("city", "location"),
+        description="Alias: location.",
+    )
     country: str = Field(default="", max_length=MAX_ID_LENGTH)
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     device_id: str = Field(default="", max_length=MAX_ID_LENGTH)
     channel: Literal["pos", "ecom", "atm", "transfer", ""] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _request_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        """Receive time for a missing timestamp; one value per aliased field.
+
+        An alias fills its field only where the canonical name is absent or null, the rule
+        :func:`request_frame` applies to a batch; both names with different values are refused.
+        """
+        if not isinstance(data, dict):
+            return data
+        no_time = _absent(data.get("timestamp"))
+        aliases = [a for a in FIELD_ALIASES if a in data]
+        if not (no_time or aliases):
+            return data  # the usual body: no copy
+        data = dict(data)  # the caller's dict stays as it was
+        if no_time:
+            data["timestamp"] = _received_time(info.context)
+        for alias in aliases:
+            # Moved to the canonical key (not read by AliasChoices, which would also keep a
+            # second spelling as an extra): an error then names the canonical field, as
+            # validate_frame's do.
+            canon = FIELD_ALIASES[alias]
+            value, current = data.pop(alias), data.get(canon)
+            if _absent(value):
+                continue
+            if _absent(current):
+                data[canon] = value
+            elif _alias_key(current) != _alias_key(value):
+                data[canon] = _AliasConflict(canon, alias)
+        return data
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -159,6 +303,8 @@ class Transaction(BaseModel):
     )
     @classmethod
     def _optional_text(cls, v: Any) -> Any:
+        if isinstance(v, _AliasConflict):
+            raise ValueError(alias_conflict_rule(v.field, v.alias))
         if v is None:
             return ""
         if isinstance(v, int) and not isinstance(v, bool):
@@ -326,7 +472,9 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
 
     Returns ``(valid, errors)``: ``valid`` holds the canonical columns (normalised) followed
     by any extra columns, in input order; ``errors`` has the first failing rule of each
-    refused row, with ``index`` its position in ``frame``.
+    refused row, with ``index`` its position in ``frame``. A frame from :func:`request_frame`
+    also brings the errors found in the request bodies (``frame.attrs[REFUSED_ATTR]``); they
+    are merged in.
 
     >>> ok, bad = validate_frame(pd.DataFrame({"transaction_id": ["a", "b"],
     ...     "timestamp": [1.7e9, 1.7e9], "user_id": ["u", "u"], "amount": [5.0, -1.0]}))
@@ -334,6 +482,7 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
     (1, 'amount: Input should be greater than 0')
     """
     n = len(frame)
+    refused: list[RecordError] = frame.attrs.get(REFUSED_ATTR, [])  # see request_frame
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
             and frame.index.step == 1):
         frame = frame.reset_index(drop=True)
@@ -426,6 +575,14 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
     )
     out["channel"] = _text_values(chan)
 
+    for e in refused:
+        prev = first_error[e.index]
+        # The body's first failing field in the model's order; on a tie the body's own error
+        # (the model never gets to the later check).
+        if prev is None or _FIELD_RANK[e.field] <= _FIELD_RANK.get(prev[0], len(_FIELD_RANK)):
+            first_error[e.index] = (e.field, e.rule)
+            bad[e.index] = True
+
     # From arrays, not Series: no index alignment (a union of 13 indexes) per batch.
     valid = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS})  # canonical order
     extras = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
@@ -453,3 +610,284 @@ def records_to_frame(records: list[Transaction]) -> pd.DataFrame:
     frame["lon"] = frame["lon"].astype(float)
     extras = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
     return frame[list(CANONICAL_COLUMNS) + extras]
+
+
+# -- API requests: the same contract, vectorised over a micro-batch of bodies --------------------
+#: Fields whose value must be text (or an integer id): a JSON object or array in one of them is
+#: refused, as ``Transaction`` refuses it (``validate_frame`` alone would keep its ``str()``).
+_TEXT_INPUTS: frozenset[str] = frozenset(("transaction_id", "user_id", *TEXT_FIELDS))
+_NOT_AN_OBJECT = "Input should be a valid dictionary or instance of Transaction"
+
+
+def request_frame(
+    records: Sequence[Any], received_at: float | Sequence[float] | np.ndarray
+) -> pd.DataFrame:
+    """One frame for a micro-batch of API request bodies (JSON objects), for
+    :func:`validate_frame`: ``validate_frame(request_frame(bodies, t))`` accepts and refuses
+    what ``Transaction`` does with ``context={RECEIVED_AT: t[i]}`` -- the same fields, the same
+    normalised values, errors naming the same (canonical) field.
+
+    Row ``i`` is ``records[i]``. Per row: an alias (:data:`FIELD_ALIASES`) fills its canonical
+    field where that is absent or null, and both with different values is refused (at the
+    canonical field); a missing or null ``timestamp`` becomes ``received_at[i]`` (epoch seconds,
+    UTC; one number serves the whole batch). Types, ranges and required fields are left to
+    ``validate_frame``. What only the bodies show (not an object, an alias conflict, an object
+    where text belongs) travels with the frame, in ``frame.attrs``, for ``validate_frame`` to
+    report: pass the frame on as it is (its row positions are those errors' indexes).
+    Column-wise: no Python work per row beyond building the frame, except for rows in error.
+
+    >>> frame = request_frame(
+    ...     [{"transaction_id": "a", "user_id": "u", "amount": 5, "location": "Paris"},
+    ...      {"transaction_id": "b", "user_id": "u", "amount": 5, "city": "Lyon",
+    ...       "location": "Paris", "timestamp": "2024-01-01T00:00:00Z"}], 1704067200.0)
+    >>> frame[["timestamp", "city"]].values.tolist()
+    [[1704067200.0, 'Paris'], ['2024-01-01T00:00:00Z', 'Lyon']]
+    >>> valid, errors = validate_frame(frame)
+    >>> valid["transaction_id"].tolist(), [e.reason for e in errors]
+    (['a'], ["city: given both as 'city' and as its alias 'location', with different values"])
+    """
+    n = len(records)
+    received = np.broadcast_to(np.asarray(received_at, dtype=np.float64), (n,))
+    refused: list[RecordError] = []
+    if not all(isinstance(r, dict) for r in records):
+        refused += [
+            RecordError(i, "record", _NOT_AN_OBJECT)
+            for i, r in enumerate(records)
+            if not isinstance(r, dict)
+        ]
+        records = [r if isinstance(r, dict) else {} for r in records]
+    frame = pd.DataFrame.from_records(records) if n else pd.DataFrame()
+    if len(frame) != n:  # only empty objects: from_records gives no rows at all
+        frame = pd.DataFrame(index=pd.RangeIndex(n))
+
+    # Column names are looked up in a plain set and renamed in one go: on the small batches an
+    # API sees, pandas' per-call costs (an Index per rename) would outweigh the rows' work.
+    present = set(frame.columns.tolist())
+    renames: dict[str, str] = {}
+    for alias, canon in FIELD_ALIASES.items():
+        if alias not in present:
+            continue
+        if canon not in present:
+            renames[alias] = canon
+            continue
+        # Both names occur in the batch (not necessarily in one row): coalesce row by row.
+        given, current = frame[alias], frame[canon]
+        has_alias, has_canon = ~_missing(given), ~_missing(current)
+        both = has_alias & has_canon
+        if both.any():
+            differ = both & (
+                _text_column(frame, alias).to_numpy() != _text_column(frame, canon).to_numpy()
+            )
+            refused += [
+                RecordError(int(i), canon, alias_conflict_rule(canon, alias))
+                for i in np.flatnonzero(differ)
+            ]
+        fill = has_alias & ~has_canon
+        if fill.any():
+            frame[canon] = current.where(~fill, given)
+        frame = frame.drop(columns=alias)
+    if renames:
+        frame.columns = [renames.get(c, c) for c in frame.columns.tolist()]
+
+    for name, dtype in zip(frame.columns.tolist(), frame.dtypes.tolist(), strict=True):
+        if dtype == np.dtype(object) and name in _TEXT_INPUTS:
+            # Only columns pandas could not type as text: mixed values, where an object may be.
+            col = frame[name].to_numpy()
+            nested = np.fromiter((isinstance(v, dict | list) for v in col), bool, len(col))
+            refused += [
+                RecordError(int(i), name, "Input should be a valid string")
+                for i in np.flatnonzero(nested)
+            ]
+
+    if "timestamp" not in present:
+        frame["timestamp"] = received  # the common body: a plain float column
+    else:
+        col = frame["timestamp"]
+        missing = _missing(col)
+        if missing.all():
+            frame["timestamp"] = received
+        elif missing.any():
+            if col.dtype == np.float64:
+                frame["timestamp"] = np.where(missing, received, col.to_numpy())
+            else:
+                # ISO text and epoch numbers side by side: validate_frame parses such a column.
+                frame["timestamp"] = col.astype(object).where(~missing, pd.Series(received))
+    if refused:
+        # Only then: pandas deep-copies non-empty attrs into every column it hands out.
+        frame.attrs[REFUSED_ATTR] = refused
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBatch:
+    """A validated micro-batch of request bodies.
+
+    ``valid`` holds the accepted rows (as :func:`validate_frame` returns them, in request
+    order); ``rows[k]`` is the request index of ``valid`` row ``k``; ``errors`` has the first
+    failing rule of each refused request, with ``index`` its request index.
+    """
+
+    valid: pd.DataFrame
+    rows: np.ndarray
+    errors: list[RecordError]
+
+
+def validate_requests(
+    records: Sequence[Any], received_at: float | Sequence[float] | np.ndarray
+) -> RequestBatch:
+    """``validate_frame(request_frame(records, received_at))``, with each valid row's request.
+
+    >>> batch = validate_requests([
+    ...     {"transaction_id": "a", "user_id": "u", "amount": -5},
+    ...     {"transaction_id": "b", "user_id": "u", "amount": 5, "merchant": "m-1"}],
+    ...     1704067200.0)
+    >>> batch.valid[["timestamp", "merchant_id"]].values.tolist(), batch.rows.tolist()
+    ([[1704067200.0, 'm-1']], [1])
+    >>> [error_detail(e) for e in batch.errors]
+    [{'type': 'value_error', 'loc': ['body', 'amount'], 'msg': 'Input should be greater than 0'}]
+    """
+    valid, errors = validate_frame(request_frame(records, received_at))
+    keep = np.ones(len(records), dtype=bool)
+    keep[[e.index for e in errors]] = False
+    return RequestBatch(valid, np.flatnonzero(keep), errors)
+
+
+def error_detail(error: RecordError) -> dict[str, Any]:
+    """One item of a FastAPI 422 ``detail`` list for a refused body.
+
+    >>> error_detail(RecordError(0, "user_id", "Field required"))
+    {'type': 'missing', 'loc': ['body', 'user_id'], 'msg': 'Field required'}
+    """
+    loc: list[str] = ["body"] if error.field == "record" else ["body", error.field]
+    kind = "missing" if error.rule == "Field required" else "value_error"
+    return {"type": kind, "loc": loc, "msg": error.rule}
+
+
+# -- POST /predict: the response, and request examples for OpenAPI ------------------------------
+Decision = Literal["allow", "review", "block"]
+#: What kind of anomaly a scored transaction shows: the family of its strongest reason code
+#: (the table is ``riskstream.scoring.reasons.FAMILY``). ``normal``: not flagged; ``other``:
+#: flagged by the detectors with no reason code firing.
+AnomalyType = Literal[
+    "normal",
+    "amount_spike",
+    "velocity",
+    "new_device",
+    "geo_velocity",
+    "unusual_time",
+    "category_shift",
+    "new_merchant",
+    "new_country",
+    "merchant_risk",
+    "other",
+]
+ANOMALY_TYPES: tuple[str, ...] = get_args(AnomalyType)
+
+
+class Reason(BaseModel):
+    """One fired reason code, strongest first in ``reasons``."""
+
+    code: str = Field(examples=["AMOUNT_FAR_ABOVE_USUAL"])
+    feature: str = Field(description="The feature the rule reads.", examples=["amount_ratio"])
+    value: float = Field(description="That feature's value (rounded).", examples=[12.4])
+    text: str = Field(examples=["amount 12.4x this user's usual"])
+
+
+_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "transaction_id": "tx-1001",
+    "anomaly_score": 0.999812,
+    "is_anomalous": True,
+    "decision": "block",
+    "confidence": 0.8123,
+    "reasons": [
+        {
+            "code": "AMOUNT_FAR_ABOVE_USUAL",
+            "feature": "amount_ratio",
+            "value": 12.4,
+            "text": "amount 12.4x this user's usual",
+        },
+        {
+            "code": "NEW_DEVICE",
+            "feature": "new_device",
+            "value": 1.0,
+            "text": "device never seen for this user",
+        },
+    ],
+    "detectors": {"isolation_forest": 0.999812},
+    "features": {"log_amount": 6.857514, "amount_ratio": 12.4, "new_device": 1.0},
+    "model_version": "isolation_forest-2024-01-01-3f9c2a1b",
+    "processing_time_ms": 1.84,
+    "anomaly_type": "amount_spike",
+    "explanation": "Blocked: amount 12.4x this user's usual and device never seen for this user.",
+    "timestamp": "2024-01-01T12:00:00.012Z",
+    "duplicate": False,
+}
+
+
+class PredictResponse(BaseModel):
+    """The answer of ``POST /predict``: ``ScoredBatch.result(i)``, plus ``duplicate``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RESPONSE_EXAMPLE]})
+
+    transaction_id: str
+    anomaly_score: float = Field(ge=0, le=1, description="Calibrated score: 1 = most unusual.")
+    is_anomalous: bool = Field(description="decision is review or block.")
+    decision: Decision
+    confidence: float = Field(
+        ge=0, le=1, description="How far the score is from the review threshold, 0..1."
+    )
+    reasons: list[Reason] = Field(description="Fired reason codes, strongest first.")
+    detectors: dict[str, float] = Field(description="Each detector's calibrated score.")
+    features: dict[str, float] = Field(description="Every model feature of the transaction.")
+    model_version: str
+    processing_time_ms: float = Field(description="Scoring time of the batch it was in.")
+    anomaly_type: AnomalyType = Field(
+        description="The family of the strongest reason; normal when not flagged, other when "
+        "flagged with no reason code."
+    )
+    explanation: str = Field(description="One sentence for a human, from the reasons.")
+    timestamp: str = Field(
+        description="When the decision was made, ISO-8601 UTC.",
+        json_schema_extra={"format": "date-time"},
+    )
+    duplicate: bool | None = Field(
+        default=None,
+        description="Recorded before (an idempotent retry). Absent on a dry run.",
+    )
+
+
+#: Request bodies for ``openapi_examples=`` of ``POST /predict``.
+PREDICT_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "common": {
+        "summary": "The common fraud-API body",
+        "description": "Aliases merchant, category and location; no timestamp, so the "
+        "server's receive time (UTC) is used.",
+        "value": {
+            "transaction_id": "tx-1001",
+            "user_id": "user-42",
+            "amount": 950.0,
+            "merchant": "m-electronics-7",
+            "category": "electronics",
+            "location": "Paris",
+            "device_id": "dev-9f3a",
+        },
+    },
+    "full": {
+        "summary": "Every field, canonical names",
+        "value": {
+            "transaction_id": "tx-1002",
+            "timestamp": "2024-01-01T12:00:00Z",
+            "user_id": "user-42",
+            "amount": 42.5,
+            "currency": "EUR",
+            "merchant_id": "m-grocery-3",
+            "merchant_category": "grocery",
+            "city": "Paris",
+            "country": "FR",
+            "lat": 48.8566,
+            "lon": 2.3522,
+            "device_id": "dev-9f3a",
+            "channel": "pos",
+        },
+    },
+}

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     snapshot_every_s: float = Field(30.0, gt=0)
     #: Largest accepted request body; /predict takes one transaction (~1 KiB).
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    #: Largest body of ``POST /predict/batch`` (10,000 transactions of ~300 bytes fit).
+    max_batch_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    #: Most transactions one ``POST /predict/batch`` call may carry.
+    predict_batch_max: int = Field(10_000, ge=1, le=100_000)
+    #: Concurrent ``/predict`` calls are scored together: once calls overlap, the batcher
+    #: waits this long for more before scoring (0: only what queued during the last batch).
+    predict_window_ms: float = Field(1.0, ge=0, le=100)
     api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # -- production stores (docs/stores.md) --------------------------------------------------

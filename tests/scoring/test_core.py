@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,13 +17,15 @@ import pytest
 from riskstream.features import FEATURES, FeatureEngine, InMemoryStateStore
 from riskstream.features.spec import FeatureParams, FeatureSpec
 from riskstream.models import ModelBundle
-from riskstream.scoring.core import DECISIONS, ScoringCore, Thresholds
-from riskstream.scoring.reasons import MAX_REASONS
+from riskstream.scoring.core import DECISIONS, ScoredBatch, ScoringCore, Thresholds
+from riskstream.scoring.reasons import MAX_REASONS, anomaly_family, explain, explanation
 
 StreamFactory = Callable[..., pd.DataFrame]  # the make_stream fixture (tests/conftest.py)
 
-RESULT_KEYS = {"transaction_id", "anomaly_score", "is_anomalous", "decision", "confidence",
+LEGACY_KEYS = {"transaction_id", "anomaly_score", "is_anomalous", "decision", "confidence",
                "reasons", "features", "model_version", "processing_time_ms", "detectors"}
+RESULT_KEYS = LEGACY_KEYS | {"anomaly_type", "explanation", "timestamp"}
+ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def state_bytes(store: InMemoryStateStore) -> dict[str, bytes]:
@@ -169,6 +175,78 @@ def test_result_view(trained_bundle: ModelBundle, batch: pd.DataFrame) -> None:
     assert last["decision"] == "block"
     assert last["is_anomalous"] is True
     assert last["reasons"], "a blocked 3,000,000 payment must say why"
+
+
+def legacy_result(scored: ScoredBatch, i: int) -> dict[str, Any]:
+    """The result view as it was before the response gained anomaly_type, explanation and
+    timestamp, computed here from the batch's arrays: those fields must not change."""
+    return {
+        "transaction_id": str(scored.frame["transaction_id"].iat[i]),
+        "anomaly_score": round(float(scored.scores[i]), 6),
+        "is_anomalous": bool(scored.decisions[i] > 0),
+        "decision": DECISIONS[int(scored.decisions[i])],
+        "confidence": round(float(scored.confidence[i]), 4),
+        "reasons": explain(scored.features[[i]], scored.reference, scored.strength[[i]])[0],
+        "detectors": {
+            name: round(float(v), 6)
+            for name, v in zip(scored.detectors, scored.contributions[i], strict=True)
+        },
+        "features": {
+            n: round(float(v), 6) for n, v in zip(FEATURES, scored.features[i], strict=True)
+        },
+        "model_version": scored.model_version,
+        "processing_time_ms": round(scored.elapsed_ms, 3),
+    }
+
+
+def test_result_view_keeps_every_field_and_adds_three(
+    trained_bundle: ModelBundle, batch: pd.DataFrame
+) -> None:
+    core = ScoringCore(trained_bundle, InMemoryStateStore(), Thresholds(0.9, 0.99))
+    before = time.time()
+    scored = core.score(batch)
+    after = time.time()
+    decisions = set()
+    for i in range(len(batch)):
+        res = scored.result(i)
+        old = legacy_result(scored, i)
+        assert {k: res[k] for k in LEGACY_KEYS} == old
+        assert set(res) - LEGACY_KEYS == {"anomaly_type", "explanation", "timestamp"}
+        assert res["anomaly_type"] == anomaly_family(res["reasons"], res["is_anomalous"])
+        assert res["explanation"] == explanation(res["decision"], res["reasons"])
+        if res["decision"] == "allow":
+            assert (res["anomaly_type"], res["explanation"]) == ("normal", "No anomaly found.")
+        else:
+            assert res["anomaly_type"] != "normal"
+            assert res["explanation"].startswith(("Review: ", "Blocked: "))
+        decisions.add(res["decision"])
+    assert decisions == {"allow", "review", "block"}
+    # The decision time: one for the batch, ISO-8601 UTC to the millisecond, when it was scored.
+    stamps = {scored.result(i)["timestamp"] for i in range(len(batch))}
+    assert len(stamps) == 1
+    [stamp] = stamps
+    assert ISO_UTC_MS.fullmatch(stamp)
+    at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    assert before - 0.001 <= at <= after + 0.001
+
+
+def test_result_timestamp_is_the_decision_time_not_the_read_time(
+    trained_bundle: ModelBundle, batch: pd.DataFrame
+) -> None:
+    scored = ScoringCore(trained_bundle, InMemoryStateStore()).score(batch.iloc[:5])
+    finished = time.time()
+    time.sleep(0.05)
+    at = datetime.fromisoformat(scored.result(0)["timestamp"].replace("Z", "+00:00"))
+    assert at.timestamp() <= finished + 0.001
+
+
+def test_blocked_result_explains_itself(trained_bundle: ModelBundle, batch: pd.DataFrame) -> None:
+    scored = ScoringCore(trained_bundle, InMemoryStateStore(), Thresholds(0.9, 0.99)).score(batch)
+    last = scored.result(len(batch) - 1)  # the 3,000,000 payment on a burner device
+    assert last["decision"] == "block"
+    assert last["anomaly_type"] == "amount_spike"
+    assert last["explanation"].startswith("Blocked: ")
+    assert str(last["reasons"][0]["text"]) in last["explanation"]
 
 
 def test_reasons_for_many_rows(trained_bundle: ModelBundle, batch: pd.DataFrame) -> None:

@@ -14,8 +14,19 @@ import pytest
 from riskstream.features import FEATURES, InMemoryStateStore
 from riskstream.features.spec import F
 from riskstream.models import ModelBundle
+from riskstream.schema import ANOMALY_TYPES
 from riskstream.scoring.core import ScoredBatch, ScoringCore
-from riskstream.scoring.reasons import CODES, MAX_REASONS, RULES, evidence, explain
+from riskstream.scoring.reasons import (
+    CODES,
+    FAMILY,
+    MAX_REASONS,
+    RULES,
+    SENTENCE_REASONS,
+    anomaly_family,
+    evidence,
+    explain,
+    explanation,
+)
 
 FrameFactory = Callable[..., pd.DataFrame]  # the make_frame fixture (tests/conftest.py)
 
@@ -258,3 +269,66 @@ def test_cold_start_first_transaction(core: ScoringCore, make_frame: FrameFactor
     # At a known merchant the amount is also unusual for the merchant: still no user rules.
     at_merchant = probe(core, make_frame, **{**odd, "merchant_id": "bakery"}, amount=100_000.0)
     assert set(codes(at_merchant)) == {"LARGE_AMOUNT", "MERCHANT_AMOUNT_UNUSUAL"}
+
+
+# --- anomaly families and the one-sentence explanation ----------------------------------------
+@pytest.mark.parametrize("code", CODES)
+def test_every_code_has_a_family(code: str) -> None:
+    assert FAMILY[code] in ANOMALY_TYPES
+    assert FAMILY[code] not in {"normal", "other"}  # those two say "no code"
+    assert anomaly_family([{"code": code}], anomalous=True) == FAMILY[code]
+
+
+def test_family_table_is_exactly_the_codes_and_uses_every_family() -> None:
+    assert set(FAMILY) == set(CODES)
+    assert set(FAMILY.values()) | {"normal", "other"} == set(ANOMALY_TYPES)  # no dead names
+
+
+def test_family_is_the_strongest_reasons() -> None:
+    ref = reference(log_amount=5.0)
+    rows = np.vstack([row(new_device=1.0, tx_count_1h=9.0),  # 5 (flag) vs 3 = 9/3
+                      row(new_device=1.0, tx_count_1h=30.0),  # 10 vs 5
+                      row()])
+    reasons = explain(rows, ref)
+    assert [codes(r)[:1] for r in reasons] == [["NEW_DEVICE"], ["VELOCITY_1H"], []]
+    assert [anomaly_family(r, anomalous=True) for r in reasons] == [
+        "new_device", "velocity", "other"]
+    assert [anomaly_family(r, anomalous=False) for r in reasons] == ["normal"] * 3
+
+
+def test_family_of_an_unknown_code_is_other() -> None:
+    # Reasons stored by an older release may carry a code this one no longer has.
+    assert anomaly_family([{"code": "RETIRED_RULE"}], anomalous=True) == "other"
+
+
+def test_explanation_allow_review_block() -> None:
+    amount = {"text": "amount 12.4x this user's usual"}
+    device = {"text": "device never seen for this user"}
+    assert explanation("allow", []) == "No anomaly found."
+    assert explanation("allow", [amount]) == "No anomaly found."  # below the review threshold
+    assert explanation("review", [device]) == "Review: device never seen for this user."
+    assert explanation("block", [amount, device]) == (
+        "Blocked: amount 12.4x this user's usual and device never seen for this user.")
+    assert explanation("block", []).startswith("Blocked: the detectors scored")
+
+
+def test_explanation_names_the_strongest_few() -> None:
+    reasons = [{"text": f"r{i}"} for i in range(MAX_REASONS)]
+    said = explanation("block", reasons)
+    assert said == "Blocked: r0, r1 and r2 (and 3 more)."
+    assert SENTENCE_REASONS == 3
+    assert explanation("block", reasons[:3]) == "Blocked: r0, r1 and r2."
+
+
+def test_explanation_refuses_an_unknown_decision() -> None:
+    with pytest.raises(ValueError, match="unknown decision"):
+        explanation("maybe", [])
+
+
+def test_explanation_from_real_reason_texts() -> None:
+    ref = reference(log_amount=5.0)
+    [reasons] = explain(row(speed_kmh=2700.0, amount_ratio=12.0, new_device=1.0), ref)
+    said = explanation("block", reasons)
+    assert said.startswith("Blocked: ") and said.endswith(".")
+    for r in reasons[:SENTENCE_REASONS]:
+        assert str(r["text"]) in said

@@ -250,6 +250,7 @@ def test_ping(store: SQLResultsStore) -> None:
 #: ``history`` is consumed (its queries run while it is iterated, not when it is called).
 CALLS: dict[str, Callable[[ResultsStore], Any]] = {
     "write": lambda s: s.write([row(0)], []),
+    "write_new": lambda s: s.write_new([row(0)], []),
     "write_dead_letters": lambda s: s.write_dead_letters([{"received_at": T0, "reason": "x"}]),
     "record_model": lambda s: s.record_model("m-1", {}),
     "transactions": lambda s: s.transactions(),

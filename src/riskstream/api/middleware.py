@@ -6,19 +6,22 @@ from typing import Any
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``limit`` bytes (declared or streamed) with 413."""
+    """ASGI middleware: refuse bodies over ``limit`` bytes (declared or streamed) with 413;
+    ``per_path`` sets other limits for some paths (bulk endpoints)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(self.limit, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(limit, send)
                 return
         seen = 0
 
@@ -27,14 +30,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await _too_large(self.limit, send)
+            await _too_large(limit, send)
 
 
 class _TooLarge(Exception):

@@ -55,17 +55,18 @@ class ResultWriter:
         self.results_sink = results_sink
         self.sink = sink
 
-    def record(self, scored: ScoredBatch, guard: Guard = once) -> int:
-        """Results durable and published, state saved, metrics counted; rows that were new."""
+    def record(self, scored: ScoredBatch, guard: Guard = once) -> set[str]:
+        """Results durable and published, state saved, metrics counted; the ids that were new
+        (the others were stored already: a client's retry, a replayed message)."""
         new = self.write_results(result_batch(scored), guard)
         self.commit(scored, guard)
         self.observe(scored, scored.elapsed_ms / 1000.0)
         return new
 
-    def write_results(self, results: ResultBatch, guard: Guard = once) -> int:
-        """Store the batch's rows and alerts, then publish them; rows that were new."""
+    def write_results(self, results: ResultBatch, guard: Guard = once) -> set[str]:
+        """Store the batch's rows and alerts, then publish them; the ids that were new."""
         alerts = results.alerts
-        new: int = guard("results", lambda: self.results.write(results, alerts))
+        new: set[str] = guard("results", lambda: self.results.write_new(results, alerts))
         results_sink, sink = self.results_sink, self.sink
         if results_sink is not None:
             guard("sink", lambda: results_sink.publish_results(results))

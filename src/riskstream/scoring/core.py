@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,13 @@ from riskstream.errors import IncompatibleModel
 from riskstream.features import FeatureEngine, StateStore, StateUpdate
 from riskstream.features.spec import FEATURES
 from riskstream.models.bundle import ModelBundle
-from riskstream.scoring.reasons import evidence, explain, merge_detector_evidence
+from riskstream.scoring.reasons import (
+    anomaly_family,
+    evidence,
+    explain,
+    explanation,
+    merge_detector_evidence,
+)
 
 DECISIONS: tuple[str, ...] = ("allow", "review", "block")
 
@@ -88,21 +96,41 @@ class ScoredBatch:
             for name, v in zip(self.detectors, self.contributions[i], strict=True)
         }
 
+    @cached_property
+    def decided_at(self) -> str:
+        """When this batch's decisions were made (scoring finished), ISO-8601 UTC, to the ms.
+
+        One value for the whole batch, computed on first use: ``started`` is a perf_counter
+        reading (no epoch), so the wall clock now is taken back by the time since scoring
+        finished -- a result read later still carries the decision time.
+        """
+        finished = self.started + self.elapsed_ms / 1000.0
+        epoch = time.time() - max(time.perf_counter() - finished, 0.0)
+        stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
+
     def result(self, i: int) -> dict[str, Any]:
-        """The API/record view of one scored transaction."""
+        """The API/record view of one scored transaction (``riskstream.schema.PredictResponse``
+        without ``duplicate``, which the API adds)."""
+        reasons = self.reasons(np.array([i]))[0]
+        decision = DECISIONS[int(self.decisions[i])]
+        anomalous = bool(self.decisions[i] > 0)
         return {
             "transaction_id": str(self.frame["transaction_id"].iat[i]),
             "anomaly_score": round(float(self.scores[i]), 6),
-            "is_anomalous": bool(self.decisions[i] > 0),
-            "decision": DECISIONS[int(self.decisions[i])],
+            "is_anomalous": anomalous,
+            "decision": decision,
             "confidence": round(float(self.confidence[i]), 4),
-            "reasons": self.reasons(np.array([i]))[0],
+            "reasons": reasons,
             "detectors": self.detector_scores(i),
             "features": {
                 n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)
             },
             "model_version": self.model_version,
             "processing_time_ms": round(self.elapsed_ms, 3),
+            "anomaly_type": anomaly_family(reasons, anomalous),
+            "explanation": explanation(decision, reasons),
+            "timestamp": self.decided_at,
         }
 
 

@@ -18,11 +18,16 @@ value was in training. All of it is vectorised over the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from riskstream.features.spec import F
+
+if TYPE_CHECKING:  # the vocabulary only: the API contract lives in riskstream.schema
+    from riskstream.schema import AnomalyType
 
 #: Columns of the reference quantile table in a model bundle (see models.bundle).
 _Q99, _Q995, _Q999 = 3, 4, 5
@@ -213,3 +218,75 @@ def explain(
             )
         out.append(reasons)
     return out
+
+
+#: The kind of anomaly each code is evidence of (``anomaly_type`` in the API), for clients that
+#: route or count alerts by kind. Values are ``riskstream.schema.ANOMALY_TYPES``; besides the
+#: families here, ``normal`` is a row that was not flagged and ``other`` a flagged row with no
+#: code (the detectors saw what no rule names). Amount evidence of any kind is an amount
+#: spike; user-level rates, counts and day spend are velocity; the merchant's own burst is
+#: merchant risk, since it is not this user's behaviour.
+FAMILY: dict[str, AnomalyType] = {
+    "IMPOSSIBLE_TRAVEL": "geo_velocity",
+    "FAR_FROM_LAST_LOCATION": "geo_velocity",
+    "AMOUNT_FAR_ABOVE_USUAL": "amount_spike",
+    "REPEATED_HIGH_AMOUNTS": "amount_spike",
+    "LARGE_AMOUNT": "amount_spike",
+    "MERCHANT_AMOUNT_UNUSUAL": "amount_spike",
+    "VELOCITY_1H": "velocity",
+    "VELOCITY_24H": "velocity",
+    "SPEND_24H_ABOVE_USUAL": "velocity",
+    "NEW_DEVICE": "new_device",
+    "NEW_COUNTRY": "new_country",
+    "NEW_CATEGORY": "category_shift",
+    "NEW_MERCHANT": "new_merchant",
+    "UNUSUAL_HOUR": "unusual_time",
+    "MERCHANT_BURST": "merchant_risk",
+}
+#: The sentence names this many reasons; the full list is in ``reasons``.
+SENTENCE_REASONS = 3
+_VERDICT = {"review": "Review", "block": "Blocked"}
+
+
+def anomaly_family(reasons: Sequence[Mapping[str, Any]], anomalous: bool) -> AnomalyType:
+    """The family of the strongest reason (``reasons`` come strongest first, as
+    :func:`explain` returns them); ``normal`` when the row was not flagged.
+
+    >>> anomaly_family([{"code": "NEW_DEVICE"}, {"code": "VELOCITY_1H"}], anomalous=True)
+    'new_device'
+    >>> anomaly_family([{"code": "LARGE_AMOUNT"}], anomalous=False)
+    'normal'
+    >>> anomaly_family([], anomalous=True)
+    'other'
+    """
+    if not anomalous:
+        return "normal"
+    if not reasons:
+        return "other"
+    return FAMILY.get(str(reasons[0]["code"]), "other")
+
+
+def explanation(decision: str, reasons: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence for a human: the decision and its strongest reasons, in their own words.
+
+    >>> explanation("block", [{"text": "amount 12.4x this user's usual"},
+    ...                       {"text": "device never seen for this user"}])
+    "Blocked: amount 12.4x this user's usual and device never seen for this user."
+    >>> explanation("review", [{"text": t} for t in "abcde"])
+    'Review: a, b and c (and 2 more).'
+    >>> explanation("review", [])
+    'Review: the detectors scored this transaction as unusual; no reason code fired.'
+    >>> explanation("allow", [{"text": "merchant new for this user"}])
+    'No anomaly found.'
+    """
+    if decision == "allow":
+        return "No anomaly found."
+    verdict = _VERDICT.get(decision)
+    if verdict is None:
+        raise ValueError(f"unknown decision {decision!r}")
+    if not reasons:
+        return f"{verdict}: the detectors scored this transaction as unusual; no reason code fired."
+    texts = [str(r["text"]) for r in reasons[:SENTENCE_REASONS]]
+    said = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+    more = len(reasons) - len(texts)
+    return f"{verdict}: {said}" + (f" (and {more} more)." if more else ".")

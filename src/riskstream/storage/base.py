@@ -40,13 +40,20 @@ class ResultsStore(ABC):
 
     # -- what every store implements: the pipeline's writes, the API's queries --------------
     @abstractmethod
-    def write(
+    def write_new(
         self, rows: ResultBatch | Sequence[dict[str, Any]], alerts: Sequence[dict[str, Any]]
-    ) -> int:
-        """Store scored rows and alerts atomically; return how many rows were new.
+    ) -> set[str]:
+        """Store scored rows and alerts atomically; return the ``transaction_id`` of each row
+        that was new (a row whose id is stored already is left as it is: first write wins).
 
         ``rows`` is a :class:`~riskstream.storage.batch.ResultBatch` (the pipeline's columns)
         or row dicts (``ResultBatch.from_rows`` turns them into one); both store the same."""
+
+    def write(
+        self, rows: ResultBatch | Sequence[dict[str, Any]], alerts: Sequence[dict[str, Any]]
+    ) -> int:
+        """:meth:`write_new`, counted: how many rows were new."""
+        return len(self.write_new(rows, alerts))
 
     @abstractmethod
     def write_dead_letters(self, letters: list[dict[str, Any]]) -> None:

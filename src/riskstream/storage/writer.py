@@ -140,10 +140,10 @@ class ResultsWriter(SQLStoreBase):
             )
 
     @reports_outages
-    def write(
+    def write_new(
         self, rows: ResultBatch | Sequence[dict[str, Any]], alerts_: Sequence[dict[str, Any]]
-    ) -> int:
-        """Store a batch and its alerts in one transaction; return how many rows were new.
+    ) -> set[str]:
+        """Store a batch and its alerts in one transaction; return the ids that were new.
 
         ``rows``: a :class:`ResultBatch` (the pipeline's columns) or row dicts. Alerts are
         stored only for transactions this call inserted: a replayed batch is scored against
@@ -151,7 +151,7 @@ class ResultsWriter(SQLStoreBase):
         none of them may add alerts to the stored (first) result.
         """
         if not len(rows):
-            return 0
+            return set()
         if isinstance(rows, ResultBatch):
             rows = self._compact(rows)
         if self._pg:
@@ -166,7 +166,7 @@ class ResultsWriter(SQLStoreBase):
                 with self.engine.begin() as conn:
                     new = self._copy_merge(conn, batch)
                     self._store_alerts(conn, alerts_, new)
-            return len(new)
+            return new
         with self.engine.begin() as conn:
             res = conn.execute(
                 self._insert_ignore(scored)
@@ -176,7 +176,7 @@ class ResultsWriter(SQLStoreBase):
             )
             new = set(res.scalars().all())
             self._store_alerts(conn, alerts_, new)
-        return len(new)
+        return new
 
     def _compact(self, batch: ResultBatch) -> ResultBatch:
         """``batch`` with its features matrix stored as arrays plus their ``feature_set``
