@@ -109,16 +109,16 @@ def test_redis_killed_and_restarted_mid_stream(
     pipe = Pipeline(rt.core, source, rt.results, rt.metrics,
                     policy=ErrorPolicy(on_unavailable=watch), lock=rt.lock)
     rt.pipeline = pipe
-    write = rt.results.write
+    write = rt.results.write_new
 
-    def write_then_kill(rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
+    def write_then_kill(rows: Any, alerts: list[dict[str, Any]]) -> set[str]:
         new = write(rows, alerts)
         if watch.position == 8:  # results durable, state not yet saved: the worst moment
             server.kill()
             server.restart_after(1.0)
         return new
 
-    rt.results.write = write_then_kill  # type: ignore[method-assign]
+    rt.results.write_new = write_then_kill  # type: ignore[method-assign]
     for k, frame in enumerate(frames, 1):
         watch.begin(k, frame)
         if k == 4:  # down before the batch: loading its users' state fails
@@ -158,9 +158,9 @@ def test_postgres_cut_off_mid_write(
             proxy.cut()
             proxy.restore_after(1.0)
 
-    write = rt.results.write
+    write = rt.results.write_new
 
-    def lost_ack(rows: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> int:
+    def lost_ack(rows: Any, alerts: list[dict[str, Any]]) -> set[str]:
         new = write(rows, alerts)
         if watch.position == 10 and not any(p == 10 for _, p, _ in watch.retries):
             # Batch 10: committed, but the connection dies before we hear so; the retry
@@ -170,7 +170,7 @@ def test_postgres_cut_off_mid_write(
             raise ConnectionError("connection lost before the commit was acknowledged")
         return new
 
-    rt.results.write = lost_ack  # type: ignore[method-assign]
+    rt.results.write_new = lost_ack  # type: ignore[method-assign]
     for k, frame in enumerate(frames, 1):
         watch.begin(k, frame)
         if k == 3:  # down before the batch

@@ -579,13 +579,13 @@ def test_broker_outage_pauses_the_worker_which_resumes_without_loss(
         results = w.worker.runtime.results
         api = TestClient(create_app(w.worker.runtime))
         # Slow the worker down so the outage hits mid-stream.
-        real_write = results.write
+        real_write = results.write_new
 
-        def slow_write(rows: Any, alerts: Any) -> int:
+        def slow_write(rows: Any, alerts: Any) -> set[str]:
             time.sleep(0.05)
             return real_write(rows, alerts)
 
-        w.worker.pipeline.results.write = slow_write  # type: ignore[method-assign]
+        w.worker.pipeline.results.write_new = slow_write  # type: ignore[method-assign]
         waiter(lambda: results.counts()["transactions"] >= n // 4, 30, "a quarter scored")
         proxy.cut()
         problems = waiter(
