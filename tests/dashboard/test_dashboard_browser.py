@@ -113,7 +113,9 @@ def test_alert_opens_with_reasons_and_a_fraud_verdict_persists(
     row = page.locator("#queue-body tr[data-id]:has(.code)").first
     row.wait_for()
     alert_id = int(str(row.get_attribute("data-id")))
-    row.click()
+    # By id: the queue refreshes live, and ".first" may be another alert by the time it is
+    # clicked.
+    page.locator(f"#queue-body tr[data-id='{alert_id}']").click()
     page.wait_for_selector("#reason-list li")
     api = live_app.get(f"/alerts/{alert_id}")
     assert page.locator("#reason-list li .text").all_inner_texts() == [
