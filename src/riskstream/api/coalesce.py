@@ -177,7 +177,7 @@ class Coalescer:
                 new = set() if dry_run else runtime.writer.record(scored)
             if dry_run:
                 runtime.metrics.latency.observe(scored.elapsed_ms / 1000.0)
-            results = [scored.result(i) for i in range(len(scored))]
+            results = scored.results()
             for k, (row, tx) in enumerate(zip(rows.tolist(), ids.tolist(), strict=True)):
                 result = dict(results[first_of[tx]]) if repeat[k] else results[first_of[tx]]
                 if not dry_run:

@@ -89,13 +89,6 @@ class ScoredBatch:
         idx = np.arange(len(self)) if rows is None else np.asarray(rows)
         return explain(self.features[idx], self.reference, self.strength[idx])
 
-    def detector_scores(self, i: int) -> dict[str, float]:
-        """Each detector's calibrated score for row ``i`` (its contribution), by name."""
-        return {
-            name: round(float(v), 6)
-            for name, v in zip(self.detectors, self.contributions[i], strict=True)
-        }
-
     @cached_property
     def decided_at(self) -> str:
         """When this batch's decisions were made (scoring finished), ISO-8601 UTC, to the ms.
@@ -112,26 +105,43 @@ class ScoredBatch:
     def result(self, i: int) -> dict[str, Any]:
         """The API/record view of one scored transaction (``riskstream.schema.PredictResponse``
         without ``duplicate``, which the API adds)."""
-        reasons = self.reasons(np.array([i]))[0]
-        decision = DECISIONS[int(self.decisions[i])]
-        anomalous = bool(self.decisions[i] > 0)
-        return {
-            "transaction_id": str(self.frame["transaction_id"].iat[i]),
-            "anomaly_score": round(float(self.scores[i]), 6),
-            "is_anomalous": anomalous,
-            "decision": decision,
-            "confidence": round(float(self.confidence[i]), 4),
-            "reasons": reasons,
-            "detectors": self.detector_scores(i),
-            "features": {
-                n: round(float(v), 6) for n, v in zip(FEATURES, self.features[i], strict=True)
-            },
-            "model_version": self.model_version,
-            "processing_time_ms": round(self.elapsed_ms, 3),
-            "anomaly_type": anomaly_family(reasons, anomalous),
-            "explanation": explanation(decision, reasons),
-            "timestamp": self.decided_at,
-        }
+        return self.results(np.array([i]))[0]
+
+    def results(self, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """:meth:`result` of each of ``rows`` (default: every row), a batch at a time: one
+        reasons pass and one read of each column for all of them (per row, ~15 us instead of
+        ~150 us when each row was read on its own)."""
+        idx = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        reasons = self.reasons(idx)
+        ids = self.frame["transaction_id"].to_numpy()[idx].tolist()
+        decisions = self.decisions[idx].tolist()
+        scores = self.scores[idx].tolist()
+        confidence = self.confidence[idx].tolist()
+        features = self.features[idx].tolist()
+        contributions = self.contributions[idx].tolist()
+        detectors, model, elapsed = self.detectors, self.model_version, round(self.elapsed_ms, 3)
+        decided_at = self.decided_at
+        out = []
+        for k, why in enumerate(reasons):
+            decision = DECISIONS[decisions[k]]
+            anomalous = decisions[k] > 0
+            out.append({
+                "transaction_id": str(ids[k]),
+                "anomaly_score": round(scores[k], 6),
+                "is_anomalous": anomalous,
+                "decision": decision,
+                "confidence": round(confidence[k], 4),
+                "reasons": why,
+                "detectors": {n: round(v, 6) for n, v in zip(detectors, contributions[k],
+                                                              strict=True)},
+                "features": {n: round(v, 6) for n, v in zip(FEATURES, features[k], strict=True)},
+                "model_version": model,
+                "processing_time_ms": elapsed,
+                "anomaly_type": anomaly_family(why, anomalous),
+                "explanation": explanation(decision, why),
+                "timestamp": decided_at,
+            })
+        return out
 
 
 class ScoringCore:
