@@ -709,6 +709,12 @@ def _probe(data: dict[str, Any]) -> str:
 
 
 
+def _header(*columns: str) -> list[str]:
+    """A markdown table's header and rule lines; every table ends with the provenance columns."""
+    names = [*columns, "load", "host probe", "machine", "command"]
+    return ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+
+
 def _provenance(data: dict[str, Any], command: str, load: dict[str, Any] | None = None) -> str:
     """The last cells of a row: load before -> after, host probe, machine, command."""
     timing = data if load is None else load
@@ -740,8 +746,7 @@ def render_core(results: Results) -> str:
     runs = [d for k in ("core", "core-ensemble") for d in results.get(k, [])]
     if not runs:
         return _missing("core")
-    lines = ["| detectors | tx/s | batch p50 / p95 / p99 (ms) | load | host probe | machine | "
-             "command |", "|---|---|---|---|---|---|---|"]
+    lines = _header("detectors", "tx/s", "batch p50 / p95 / p99 (ms)")
     for data in runs:
         r = data["result"]
         lat = r["batch_latency_ms"]
@@ -772,9 +777,8 @@ def render_score(results: Results) -> str:
     runs = results.get("score", [])
     if not runs:
         return _missing("score")
-    lines = ["| rows scored | wall (s) | tx/s | CPU (s) | peak memory | train before it: wall / "
-             "CPU (s) | load | host probe | machine | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = _header("rows scored", "wall (s)", "tx/s", "CPU (s)", "peak memory",
+                    "train before it: wall / CPU (s)")
     for data in runs:
         r = data["result"]
         sc, t = r["score"], r["train"]
@@ -794,8 +798,7 @@ def render_kafka(results: Results) -> str:
     runs = results.get("kafka", [])
     if not runs:
         return _missing("kafka")
-    lines = ["| run | result | CPU | load | host probe | machine | command |",
-             "|---|---|---|---|---|---|---|"]
+    lines = _header("run", "result", "CPU")
     for data in runs:
         r = data["result"]
         cells = _provenance(data, data["commands"][0])
@@ -827,9 +830,8 @@ def render_stores(results: Results) -> str:
     runs = results.get("stores", [])
     if not runs:
         return _missing("stores")
-    lines = ["| run | tx/s | batch p50 / p95 / p99 (ms) | client CPU | per batch: Redis load / "
-             "PostgreSQL write / Redis save (ms) | load | host probe | machine | command |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = _header("run", "tx/s", "batch p50 / p95 / p99 (ms)", "client CPU",
+                    "per batch: Redis load / PostgreSQL write / Redis save (ms)")
     for data in runs:
         r = data["result"]
         lat, per = r["batch_latency_ms"], r["ms_per_batch_in"]
@@ -850,22 +852,32 @@ def render_stores(results: Results) -> str:
     return "\n".join(lines)
 
 
+def _wrk_rows(runs: list[dict[str, Any]], lead: Callable[[dict[str, Any]], str],
+              errors: Callable[[dict[str, Any]], str]) -> list[str]:
+    """One row per wrk run of ``runs``: ``lead`` cells, latency p50 / p90 / p99, ``errors``
+    cells, server CPU, provenance."""
+    out = []
+    for data in runs:
+        for run in data["result"]["runs"]:
+            lat = run["latency_ms"]
+            out.append(f"| {lead(run)} | {lat['p50']:.2f} / {lat['p90']:.2f} / {lat['p99']:.2f} "
+                       f"| {errors(run)} | {run['server_cpu_cores']:.2f} cores | "
+                       f"{_provenance(data, run['command'], load=run)} |")
+    return out
+
+
 def render_http(results: Results) -> str:
     runs = results.get("http", [])
     if not runs:
         return _missing("http")
-    lines = ["| request | connections | requests/s | latency p50 / p90 / p99 (ms) | errors | "
-             "server CPU | load | host probe | machine | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for data in runs:
-        for run in data["result"]["runs"]:
-            lat = run["latency_ms"]
-            lines.append(
-                f"| `{run['method']} {run['path']}` | {run['connections']} | "
-                f"**{_n(run['requests_per_second'])}** | {lat['p50']:.2f} / {lat['p90']:.2f} / "
-                f"{lat['p99']:.2f} | {sum(run['errors'].values())} | "
-                f"{run['server_cpu_cores']:.2f} cores | "
-                f"{_provenance(data, run['command'], load=run)} |")
+    lines = _header("request", "connections", "requests/s", "latency p50 / p90 / p99 (ms)",
+                    "errors", "server CPU")
+    lines += _wrk_rows(
+        runs,
+        lambda run: (f"`{run['method']} {run['path']}` | {run['connections']} | "
+                     f"**{_n(run['requests_per_second'])}**"),
+        lambda run: str(sum(run["errors"].values())),
+    )
     r = runs[-1]["result"]
     lines += ["", f"Server: {r['server']}, started by {_code(runs[-1]['commands'][0])}; "
               f"`/health` answered {r['health_ready_seconds']:.0f} s after start (a first "
@@ -905,18 +917,14 @@ def render_api(results: Results) -> str:
     runs = results.get("api", [])
     if not runs:
         return _missing("api")
-    lines = ["| connections | requests/s | latency p50 / p90 / p99 (ms) | non-2xx | socket "
-             "errors / timeouts | server CPU | load | host probe | machine | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for data in runs:
-        for run in data["result"]["runs"]:
-            lat = run["latency_ms"]
-            lines.append(
-                f"| {run['connections']} | **{_n(run['requests_per_second'])}** | "
-                f"{lat['p50']:.2f} / {lat['p90']:.2f} / {lat['p99']:.2f} | "
-                f"{_n(run['non_2xx'])} | {_n(run['socket_errors'])} / {_n(run['timeouts'])} | "
-                f"{run['server_cpu_cores']:.2f} cores | "
-                f"{_provenance(data, run['command'], load=run)} |")
+    lines = _header("connections", "requests/s", "latency p50 / p90 / p99 (ms)", "non-2xx",
+                    "socket errors / timeouts", "server CPU")
+    lines += _wrk_rows(
+        runs,
+        lambda run: f"{run['connections']} | **{_n(run['requests_per_second'])}**",
+        lambda run: (f"{_n(run['non_2xx'])} | {_n(run['socket_errors'])} / "
+                     f"{_n(run['timeouts'])}"),
+    )
     lines += ["", "`POST /predict/batch`:", "",
               "| calls × transactions | tx/s | per call p50 / p99 (ms) | scored / refused | "
               "server CPU | load | host probe | machine | how |",
