@@ -442,22 +442,38 @@ def _wrk_row(proc: subprocess.Popen[bytes], base: str, tmp: Path, method: str, p
     }
 
 
-def run_http(tmp: Path) -> dict[str, Any]:
+#: The server both wrk benchmarks drive, as their results describe it.
+_EMBEDDED_SERVER = ("riskstream run (embedded: simulator at its default rate, in-memory state, "
+                    "SQLite results, one uvicorn worker)")
+
+
+def _need_wrk() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
-    home = tmp / "home"
+
+
+@contextlib.contextmanager
+def _warm_run(home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, str, float]]:
+    """``riskstream run`` in ``home`` (created here) on a free port, answering ``/health`` and
+    past its first batches: (process, port, base URL, seconds until it was healthy)."""
     home.mkdir()
-    get_lua, post_lua = tmp / "get.lua", tmp / "predict.lua"
-    get_lua.write_text(_WRK_DONE)
-    post_lua.write_text(_WRK_PREDICT + _WRK_DONE)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    load_before = load_average()
-    t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
     with _riskstream_run(home, port) as proc:
         ready = _wait_health(base + "/health", proc, timeout=600)
         time.sleep(5.0)  # let the first batches of the embedded stream go by
+        yield proc, port, base, ready
+
+
+def run_http(tmp: Path) -> dict[str, Any]:
+    _need_wrk()
+    get_lua, post_lua = tmp / "get.lua", tmp / "predict.lua"
+    get_lua.write_text(_WRK_DONE)
+    post_lua.write_text(_WRK_PREDICT + _WRK_DONE)
+    load_before = load_average()
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with _warm_run(tmp / "home") as (proc, _port, base, ready):
         _wrk(base + "/predict", 4, 3, post_lua)  # warm-up, not recorded
         for method, path, script in (("GET", "/health", get_lua),
                                      ("POST", "/predict", post_lua)):
@@ -466,8 +482,7 @@ def run_http(tmp: Path) -> dict[str, Any]:
                                      script))
     wall = time.perf_counter() - t0
     result = {
-        "server": "riskstream run (embedded: simulator at its default rate, in-memory state, "
-                  "SQLite results, one uvicorn worker)",
+        "server": _EMBEDDED_SERVER,
         "health_ready_seconds": round(ready, 1),
         "runs": rows,
     }
@@ -609,21 +624,15 @@ def run_api(tmp: Path) -> dict[str, Any]:
     """Inline decisions: ``POST /predict`` with the common fraud-API body under wrk at
     :data:`API_CONNECTIONS`, then ``POST /predict/batch``; the server as ``run_http`` starts
     it."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
+    _need_wrk()
     home = tmp / "home"
-    home.mkdir()
     script = tmp / "api.lua"
     script.write_text(_WRK_API + _WRK_DONE)
     nonce = secrets.token_hex(4)  # ids never repeat across runs of the benchmark
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     load_before = load_average()
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    with _riskstream_run(home, port) as proc:
-        ready = _wait_health(base + "/health", proc, timeout=600)
-        time.sleep(5.0)  # let the first batches of the embedded stream go by
+    with _warm_run(home) as (proc, port, base, ready):
         probe = _api_probe(port, nonce)
         _wrk(base + "/predict", 8, 3, script, (f"{nonce}-w",))  # warm-up, not recorded
         for conns in API_CONNECTIONS:
@@ -640,8 +649,7 @@ def run_api(tmp: Path) -> dict[str, Any]:
     log = (home / "run.log").read_text(errors="replace").splitlines()
     errors = [line for line in log if re.match(r"^\w+(\.\w+)*(Error|Exception):", line)]
     result = {
-        "server": "riskstream run (embedded: simulator at its default rate, in-memory state, "
-                  "SQLite results, one uvicorn worker)",
+        "server": _EMBEDDED_SERVER,
         "health_ready_seconds": round(ready, 1),
         "body": "common fraud-API body without a timestamp: transaction_id, user_id, amount, "
                 "merchant, category, location, device_id",
