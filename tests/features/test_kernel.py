@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskstream.features import FEATURES, FeatureEngine, InMemoryStateStore, hash_column
+from riskstream.features import (
+    FEATURES,
+    FeatureEngine,
+    InMemoryStateStore,
+    LabelChanges,
+    hash_column,
+)
 from riskstream.features import spec as S
 from riskstream.features.spec import F, FeatureParams
 
@@ -94,6 +100,19 @@ def test_first_transaction_of_a_user(make_frame: FrameFactory, store: InMemorySt
         "user_history": 0.0,
         "recent_amount_outliers": 0.0,
         "context_amount_ratio": 100.0 / 50.0,  # no recent outliers: the plain ratio
+        # No label yet: nothing known, rates at their prior, "never" for days since.
+        "merchant_frauds_1d": 0.0,
+        "merchant_frauds_7d": 0.0,
+        "merchant_frauds_30d": 0.0,
+        "merchant_tx_count_7d": 0.0,  # earlier transactions there: none
+        "merchant_tx_count_30d": 0.0,
+        "merchant_fraud_rate_1d": 0.005,
+        "merchant_fraud_rate_7d": 0.005,
+        "merchant_fraud_rate_30d": 0.005,
+        "merchant_days_since_fraud": 365.0,
+        "user_known_compromised": 0.0,
+        "user_frauds_30d": 0.0,
+        "user_days_since_fraud": 365.0,
     }
     assert set(expected) == set(FEATURES)
     for name, value in expected.items():
@@ -534,3 +553,60 @@ def test_hash_column_small_and_large_batches_agree() -> None:
         )
         assert np.array_equal(whole, parts)
         assert (whole[pd.isna(raw) | (raw == "")] == 0.0).all() and (whole[raw == "é"] > 0).all()
+
+
+# --- label-aware features ---------------------------------------------------------------------
+def label(tx: str, ts: float, at: float, fraud: int = 1, user: str = "u1",
+          merchant: str = "m1", applied: float = np.nan) -> LabelChanges:
+    return LabelChanges.build(np.array([tx], dtype=object), np.array([fraud]),
+                              np.array([applied]), np.array([user], dtype=object),
+                              np.array([merchant], dtype=object), np.array([ts]),
+                              np.array([at]))
+
+
+def test_a_reported_fraud_counts_by_transaction_time_from_its_report_on(
+    make_frame: FrameFactory, store: InMemoryStateStore
+) -> None:
+    day = 86400.0
+    rows = [{"transaction_id": f"t{k}", "timestamp": T0 + k * day, "amount": 10.0,
+             "merchant_id": "m1", "user_id": "u1"} for k in range(4)]
+    frame = make_frame(rows)
+    # t0 (day 0) is reported fraud on day 2, exactly when t2 happens: t2 must not see it
+    # (strictly earlier reports only); t3 does, decayed from the fraud's own time (3 days).
+    f = FeatureEngine().compute(frame, store, labels=label("t0", T0, T0 + 2 * day)).features
+    assert feat(f, "merchant_frauds_30d")[:3].tolist() == [0.0, 0.0, 0.0]
+    tau30, tau7 = 30 * day, 7 * day
+    assert feat(f, "merchant_frauds_30d")[3] == pytest.approx(math.exp(-3 * day / tau30))
+    assert feat(f, "merchant_frauds_7d")[3] == pytest.approx(math.exp(-3 * day / tau7))
+    assert feat(f, "user_known_compromised").tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert feat(f, "user_days_since_fraud")[3] == pytest.approx(3.0)
+    assert feat(f, "merchant_days_since_fraud")[3] == pytest.approx(3.0)
+    rate = (math.exp(-3) + 2 * 0.005) / (math.exp(-3) + 2)  # 1 d window, prior weight 2
+    assert feat(f, "merchant_fraud_rate_1d")[3] == pytest.approx(rate)
+
+
+def test_a_withdrawn_fraud_takes_its_count_back(
+    make_frame: FrameFactory, store: InMemoryStateStore
+) -> None:
+    engine = FeatureEngine()
+    first = make_frame([{"transaction_id": "a", "timestamp": T0, "merchant_id": "m1"}])
+    engine.compute(first, store).update.save(store)
+    fb = engine.compute(make_frame([{"transaction_id": "b", "timestamp": T0 + 60,
+                                     "merchant_id": "m1"}]), store,
+                        labels=label("a", T0, -np.inf))
+    fb.update.save(store)
+    assert feat(fb.features, "merchant_frauds_30d")[0] > 0.99
+    # The analyst corrects it: fraud -> legitimate (applied was 1).
+    fb = engine.compute(make_frame([{"transaction_id": "c", "timestamp": T0 + 120,
+                                     "merchant_id": "m1"}]), store,
+                        labels=label("a", T0, -np.inf, fraud=0, applied=1.0))
+    assert feat(fb.features, "merchant_frauds_30d")[0] == pytest.approx(0.0, abs=1e-12)
+    assert feat(fb.features, "merchant_fraud_rate_30d")[0] < 0.005  # one legitimate label
+
+
+def test_labels_alone_fold_into_the_label_records(store: InMemoryStateStore) -> None:
+    update = FeatureEngine().fold_labels(label("a", T0, T0), store)
+    update.save(store)
+    assert store.get("user_label", "u1")[S.UL_ANY] == 1.0
+    assert store.get("merchant_label", "m1")[S.ML_F30] == pytest.approx(1.0)
+    assert store.get("user", "u1") is None  # behaviour untouched

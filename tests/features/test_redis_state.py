@@ -72,7 +72,7 @@ def test_a_batch_is_one_round_trip_each_way(make_store: Callable[..., RedisState
     engine.compute(frame.iloc[:10], store).update.save(store)  # layout check happens once
     calls = CommandCounter(store)
     batch = engine.compute(frame, store)
-    assert calls.names == ["MGET", "MGET"]  # users, merchants: not one per event or key
+    assert calls.names == ["MGET"]  # every namespace at once: not one per event, key or kind
     calls.names.clear()
     batch.update.save(store)
     assert calls.names == ["EVALSHA"]  # users and merchants together, one atomic script

@@ -198,8 +198,8 @@ def test_in_memory_snapshot_restore_round_trip(tmp_path: Path) -> None:
     assert path.exists()
     assert not path.with_suffix(".tmp.npz").exists()
     with np.load(path, allow_pickle=False) as data:  # no pickles in a snapshot
-        assert set(data.files) == {"user__keys", "user__rows", "merchant__keys",
-                                   "merchant__rows"}
+        assert set(data.files) == {f"{ns}__{part}" for ns in S.WIDTHS
+                                   for part in ("keys", "rows")}
     back = InMemoryStateStore.restore(path)
     assert (back.count("user"), back.count("merchant")) == (10, 2)
     np.testing.assert_array_equal(back.load("user", users), u_rows)

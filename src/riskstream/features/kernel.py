@@ -52,6 +52,91 @@ def _ring_add(rec: np.ndarray, start: int, size: int, pos_slot: int, h: float) -
     rec[pos_slot] = pos + 1
 
 
+@njit(cache=True, inline="always")
+def _rebase(rec: np.ndarray, ref_slot: int, first: int, taus: np.ndarray, new_ref: float) -> None:
+    """Move decayed counters ``rec[first : first + len(taus)]`` to reference time
+    ``new_ref`` (only ever forward)."""
+    ref = rec[ref_slot]
+    if new_ref > ref:
+        for k in range(taus.shape[0]):
+            rec[first + k] *= math.exp(-(new_ref - ref) / taus[k])
+        rec[ref_slot] = new_ref
+
+
+@njit(cache=True, inline="always")
+def _at(rec: np.ndarray, ref_slot: int, slot: int, tau: float, t: float) -> float:
+    """A decayed counter read at time ``t``."""
+    return rec[slot] * math.exp(-(t - rec[ref_slot]) / tau)
+
+
+@njit(cache=True, inline="always")
+def _apply_label(
+    ulab: np.ndarray,
+    mlab: np.ndarray,
+    s: float,
+    fraud: float,
+    counted: float,
+    taus: np.ndarray,
+) -> None:
+    """Fold one label change into a user's and a merchant's label records.
+
+    ``s`` is the labelled transaction's time; ``fraud`` is +1 (a new fraud), -1 (a fraud
+    withdrawn) or 0; ``counted`` +1 for a transaction labelled for the first time. Counters
+    decay by transaction time, so each contribution is ``exp(-(ref - s) / tau)``.
+    """
+    if ulab.shape[0] > 0 and fraud != 0.0:
+        _rebase(ulab, S.L_REF, S.UL_F30, taus[2:3], s)
+        ulab[S.UL_F30] += fraud * math.exp(-(ulab[S.L_REF] - s) / taus[2])
+        ulab[S.UL_ANY] = max(ulab[S.UL_ANY] + fraud, 0.0)
+        if fraud > 0:
+            ulab[S.UL_LAST_FRAUD] = max(ulab[S.UL_LAST_FRAUD], s)
+        ulab[S.L_VER] += 1.0
+    if mlab.shape[0] > 0 and (fraud != 0.0 or counted != 0.0):
+        ref = mlab[S.L_REF]
+        if s > ref:  # frauds and labelled counts share the reference: move both together
+            for k in range(3):
+                f = math.exp(-(s - ref) / taus[k])
+                mlab[S.ML_F1 + k] *= f
+                mlab[S.ML_L1 + k] *= f
+            mlab[S.L_REF] = s
+        for k in range(3):
+            w = math.exp(-(mlab[S.L_REF] - s) / taus[k])
+            mlab[S.ML_F1 + k] += fraud * w
+            mlab[S.ML_L1 + k] += counted * w
+        if fraud > 0:
+            mlab[S.ML_LAST_FRAUD] = max(mlab[S.ML_LAST_FRAUD], s)
+        mlab[S.L_VER] += 1.0
+
+
+@njit(cache=True)
+def apply_labels(
+    user_lab: np.ndarray,
+    mer_lab: np.ndarray,
+    lab_user: np.ndarray,
+    lab_mer: np.ndarray,
+    lab_ts: np.ndarray,
+    lab_fraud: np.ndarray,
+    lab_counted: np.ndarray,
+    params: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    """Apply label changes ``start .. stop - 1`` (rows ``-1``: no such record)."""
+    taus = np.array([params[8], params[9], params[16]])  # 1 d, 7 d, 30 d
+    empty = np.zeros(0)
+    for j in range(start, stop):
+        u = lab_user[j]
+        m = lab_mer[j]
+        _apply_label(
+            user_lab[u] if u >= 0 else empty,
+            mer_lab[m] if m >= 0 else empty,
+            lab_ts[j],
+            lab_fraud[j],
+            lab_counted[j],
+            taus,
+        )
+
+
 @njit(cache=True)
 def run_kernel(
     ts: np.ndarray,
@@ -73,16 +158,36 @@ def run_kernel(
     out: np.ndarray,
     applied: np.ndarray,
     seq_out: np.ndarray,
+    user_lab: np.ndarray,
+    mer_lab: np.ndarray,
+    lab_at: np.ndarray,
+    lab_user: np.ndarray,
+    lab_mer: np.ndarray,
+    lab_ts: np.ndarray,
+    lab_fraud: np.ndarray,
+    lab_counted: np.ndarray,
 ) -> None:
     alpha, robust_after, clip_z = params[0], params[1], params[2]
     prior_mean, prior_var, prior_w, var_floor = params[3], params[4], params[5], params[6]
     tau1, tau24, tau7 = params[7], params[8], params[9]
     hour_decay, hour_smooth, min_hist = params[10], params[11], params[12]
     min_travel, first_gap, m_alpha = params[13], params[14], params[15]
+    tau30, prior_rate, prior_n, never = params[16], params[17], params[18], params[19]
+    taus = np.array([tau24, tau7, tau30])
     n_events = ts.shape[0]
+    n_labels = lab_at.shape[0]
+    next_label = 0
     for i in range(n_events):
         rec = users[user_row[i]]
         t = ts[i]
+        # Outcomes known before this event (reported strictly earlier) count for it; the rest
+        # wait. Labels come sorted by the time they apply from.
+        first = next_label
+        while next_label < n_labels and lab_at[next_label] < t:
+            next_label += 1
+        if next_label > first and apply:
+            apply_labels(user_lab, mer_lab, lab_user, lab_mer, lab_ts, lab_fraud, lab_counted,
+                         params, first, next_label)
         la = math.log1p(amount[i])
         n = rec[S.U_N]
         # ---- amount against the user's own history (shrunk to the prior at cold start) ----
@@ -156,6 +261,29 @@ def run_kernel(
         else:
             out[i, 16] = 0.0
             out[i, 17] = 0.0
+        # ---- label-aware: what reported outcomes say about this merchant and this user ----
+        if m >= 0:
+            ml = mer_lab[m]
+            for k in range(3):
+                frauds = max(_at(ml, S.L_REF, S.ML_F1 + k, taus[k], t), 0.0)
+                labelled = max(_at(ml, S.L_REF, S.ML_L1 + k, taus[k], t), 0.0)
+                out[i, 21 + k] = frauds
+                out[i, 26 + k] = (frauds + prior_n * prior_rate) / (labelled + prior_n)
+            out[i, 24] = _at(ml, S.ML_TREF, S.ML_T7, tau7, t)
+            out[i, 25] = _at(ml, S.ML_TREF, S.ML_T30, tau30, t)
+            last = ml[S.ML_LAST_FRAUD]
+            out[i, 29] = min(max(t - last, 0.0) / 86400.0, never) if last > 0 else never
+        else:
+            for k in range(21, 30):
+                out[i, k] = 0.0
+            for k in range(3):
+                out[i, 26 + k] = prior_rate
+            out[i, 29] = never
+        ul = user_lab[user_row[i]]
+        out[i, 30] = 1.0 if ul[S.UL_ANY] > 0 else 0.0
+        out[i, 31] = max(_at(ul, S.L_REF, S.UL_F30, tau30, t), 0.0)
+        ulast = ul[S.UL_LAST_FRAUD]
+        out[i, 32] = min(max(t - ulast, 0.0) / 86400.0, never) if ulast > 0 else never
         out[i, 18] = math.log1p(n)
         out_prior = rec[S.U_OUT] * f7
         out[i, 19] = out_prior
@@ -244,6 +372,15 @@ def run_kernel(
                 mrec[S.M_VAR] = (1.0 - ma) * (mrec[S.M_VAR] + ma * mdev * mdev)
                 mgap = t - mrec[S.M_LAST_TS]
             mrec[S.M_C24H] = mrec[S.M_C24H] * math.exp(-mgap / tau24) + 1.0
+            ml = mer_lab[m]
+            _rebase(ml, S.ML_TREF, S.ML_T7, taus[1:], t)
+            ml[S.ML_T7] += 1.0
+            ml[S.ML_T30] += 1.0
+            ml[S.L_VER] += 1.0
             mrec[S.M_N] = mn + 1.0
             mrec[S.M_LAST_TS] = t
             mrec[S.M_LAST_TB] = tiebreak[i]
+    # Outcomes reported after the batch's last event: applied now, counted from the next one.
+    if next_label < n_labels and apply:
+        apply_labels(user_lab, mer_lab, lab_user, lab_mer, lab_ts, lab_fraud, lab_counted,
+                     params, next_label, n_labels)

@@ -49,6 +49,33 @@ USER_WIDTH = U_OUT + 1
 M_N, M_LAST_TS, M_LAST_TB, M_MEAN, M_VAR, M_C24H, M_USERS24H = 0, 1, 2, 3, 4, 5, 6
 MERCHANT_WIDTH = 7
 
+# --- label-aware records: what outcomes (fraud reports) taught us about an entity -----------
+# Their own namespaces ("user_label", "merchant_label"), so the behavioural records keep their
+# layout (stored state from before stays readable). Slot 0 counts every change: it only
+# grows, so it is the records' replay guard against stale writers. Known-fraud counters decay
+# by the *transaction's* time (a fraud reported today about last week's payment counts as last
+# week's) and are referenced to slot 1: a value v means sum(exp(-(ref - tx_ts) / tau)).
+L_VER = 0
+L_REF = 1
+UL_F30 = 2  # known frauds of the user, ~30 d
+UL_ANY = 3  # known frauds of the user, ever (not decayed): the card is known compromised
+UL_LAST_FRAUD = 4  # time of the user's latest known fraudulent transaction (0: none)
+USER_LABEL_WIDTH = 5
+ML_F1, ML_F7, ML_F30 = 2, 3, 4  # known frauds at the merchant, ~1 / 7 / 30 d
+ML_L1, ML_L7, ML_L30 = 5, 6, 7  # labelled transactions (either outcome) at the merchant
+ML_LAST_FRAUD = 8
+ML_TREF = 9  # time of the merchant's last applied transaction: reference of the tx counters
+ML_T7, ML_T30 = 10, 11  # decayed transaction counts, ~7 / 30 d
+MERCHANT_LABEL_WIDTH = 12
+
+#: State namespaces and their record widths.
+WIDTHS: dict[str, int] = {
+    "user": USER_WIDTH,
+    "merchant": MERCHANT_WIDTH,
+    "user_label": USER_LABEL_WIDTH,
+    "merchant_label": MERCHANT_LABEL_WIDTH,
+}
+
 FEATURES: tuple[str, ...] = (
     "log_amount",  # log1p(amount)
     "amount_z",  # (log amount - user's usual) / user's spread, shrunk to the prior at cold start
@@ -78,8 +105,27 @@ FEATURES: tuple[str, ...] = (
     # purchase looks ordinary on its own). The log keeps a long run of outliers from swamping
     # the amount itself: 1 outlier -> x1.7, 3 -> x2.4, 10 -> x3.4.
     "context_amount_ratio",
+    # ---- label-aware: from outcomes reported *before* this event (never its own) ----
+    "merchant_frauds_1d",  # known frauds at the merchant, decayed by transaction time
+    "merchant_frauds_7d",
+    "merchant_frauds_30d",
+    "merchant_tx_count_7d",  # decayed transaction counts at the merchant
+    "merchant_tx_count_30d",
+    # Smoothed share of fraud among the merchant's labelled transactions, ~1 / 7 / 30 d:
+    # (frauds + w * prior) / (labelled + w), the prior rate before any label.
+    "merchant_fraud_rate_1d",
+    "merchant_fraud_rate_7d",
+    "merchant_fraud_rate_30d",
+    "merchant_days_since_fraud",  # since the latest known fraud there (capped: never)
+    "user_known_compromised",  # 1 once any of the user's transactions is a known fraud
+    "user_frauds_30d",
+    "user_days_since_fraud",
 )
 F = {name: i for i, name in enumerate(FEATURES)}
+
+#: The features computed from outcome labels: constant (cold) until labels arrive, so the
+#: unsupervised detectors never see them.
+LABEL_FEATURES: tuple[str, ...] = FEATURES[F["merchant_frauds_1d"] :]
 
 SEQ_STEP: tuple[str, ...] = ("log_amount", "log_gap_hours", "hour_sin", "hour_cos")
 #: The sequence model's input per event: the previous SEQ_LEN steps (oldest first, zero rows
@@ -125,6 +171,15 @@ class FeatureParams:
     #: "time since last" for a user's first transaction: 30 days.
     first_gap_secs: float = 30 * 86400.0
     merchant_alpha: float = 0.01
+    #: Time constant of the ~30-day counters (label-aware features).
+    tau_30d: float = 30 * 86400.0
+    #: Fraud-rate smoothing: the rate before any label, and its weight in labelled
+    #: transactions. 0.5 % is a typical card fraud rate by count; 20 pseudo-transactions keep
+    #: one unlucky report from making a merchant look fully compromised.
+    label_prior_rate: float = 0.005
+    label_prior_weight: float = 2.0
+    #: "days since the last known fraud" when there is none.
+    never_days: float = 365.0
 
     def as_array(self) -> np.ndarray:
         return np.array(
@@ -145,6 +200,10 @@ class FeatureParams:
                 self.min_travel_secs,
                 self.first_gap_secs,
                 self.merchant_alpha,
+                self.tau_30d,
+                self.label_prior_rate,
+                self.label_prior_weight,
+                self.never_days,
             ],
             dtype=np.float64,
         )

@@ -6,12 +6,14 @@ Contract (every backend passes ``tests/features/test_state_contract.py``):
   each key, or zeros for a key never seen. It is a *copy*: the caller may change it freely.
 * ``save(namespace, keys, rows)`` stores those records, all or nothing for the batch.
 * ``get(namespace, key)`` is one record or ``None``; ``count(namespace)`` how many exist.
-* Namespaces are ``"user"`` and ``"merchant"``; each has one fixed width.
+* Namespaces are ``"user"``, ``"merchant"`` and their label-aware records ``"user_label"``
+  and ``"merchant_label"`` (:data:`~riskstream.features.spec.WIDTHS`); each has one fixed
+  width.
 * Records carry their own replay guard (the last applied event position), so saving the
   result of a batch twice is harmless.
 * A backend that cannot be reached raises :class:`~riskstream.errors.StateUnavailable` (the
   pipeline retries it); any other error is a bug. Optional capabilities have defaults here:
-  ``thread_safe`` (False), ``save_many``, ``clear``, ``ping``, ``close``.
+  ``thread_safe`` (False), ``load_many``, ``save_many``, ``clear``, ``ping``, ``close``.
 
 The in-memory store keeps every namespace in one preallocated array that doubles when full and
 a dict from key to row; a batch is one fancy-index gather and one scatter.
@@ -34,7 +36,7 @@ import numpy as np
 
 import riskstream.features.spec as S
 
-DEFAULT_WIDTHS: dict[str, int] = {"user": S.USER_WIDTH, "merchant": S.MERCHANT_WIDTH}
+DEFAULT_WIDTHS: dict[str, int] = dict(S.WIDTHS)
 
 
 class StateStore(ABC):
@@ -56,6 +58,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def count(self, namespace: str) -> int: ...
+
+    def load_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+        """:meth:`load` of each ``(namespace, keys)``; backends with a round trip per call
+        (Redis) answer them all in one."""
+        return [self.load(namespace, keys) for namespace, keys in requests]
 
     def save_many(self, updates: Sequence[tuple[str, Sequence[str], np.ndarray]]) -> None:
         """Save several namespaces' rows (one batch's user *and* merchant change) as one unit.

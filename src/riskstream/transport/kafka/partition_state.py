@@ -27,7 +27,9 @@ worker that no longer owns the partition only costs extra replay, never correctn
 
 **Merchants** span partitions: each worker keeps the merchants it sees (approximate: it only
 sees its partitions' share of a merchant's traffic), snapshotted best-effort (last writer
-wins) to ``merchants.npz`` and loaded at start. With ``RISKSTREAM_STATE_URL=redis://...`` none
+wins) to ``merchants.npz`` and loaded at start. The label-aware records (namespaces
+``user_label`` and ``merchant_label``) are kept and snapshotted the same way. With
+``RISKSTREAM_STATE_URL=redis://...`` none
 of this is used: state is shared, saved per batch, and the replay guard makes replays no-ops.
 
 Users whose messages have no key cannot be routed to a partition: they live in an
@@ -131,8 +133,10 @@ class PartitionedMemoryState(StateStore):
         self._users: dict[int, InMemoryStateStore] = {}
         self._keys: dict[int, set[str]] = {}  # users saved per partition (what a snapshot holds)
         self._unrouted = InMemoryStateStore({"user": self._uw})
-        self.merchants = InMemoryStateStore({"merchant": self.widths["merchant"]})
-        self._merchant_keys: set[str] = set()
+        #: Every namespace but "user": shared by this worker's partitions.
+        self._shared_widths = {ns: w for ns, w in self.widths.items() if ns != "user"}
+        self.merchants = InMemoryStateStore(self._shared_widths)
+        self._shared_keys: dict[str, set[str]] = {ns: set() for ns in self._shared_widths}
         self._route: dict[str, int] = {}
         self._lock = threading.RLock()
 
@@ -162,11 +166,14 @@ class PartitionedMemoryState(StateStore):
     def owned(self) -> list[int]:
         return sorted(self._users)
 
-    def export_merchants(self) -> tuple[list[str], np.ndarray]:
-        """Copy of every merchant record this worker holds."""
+    def export_merchants(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Copy of every shared (non-user) record this worker holds, per namespace."""
         with self._lock:
-            keys = sorted(self._merchant_keys)
-            return keys, self.merchants.load("merchant", keys)
+            out = {}
+            for ns, known in self._shared_keys.items():
+                keys = sorted(known)
+                out[ns] = (keys, self.merchants.load(ns, keys))
+            return out
 
     def export(self, partition: int) -> tuple[list[str], np.ndarray]:
         """Copy of ``partition``'s users and records (for its snapshot)."""
@@ -202,7 +209,7 @@ class PartitionedMemoryState(StateStore):
         if namespace != "user":
             with self._lock:
                 self.merchants.save(namespace, keys, rows)
-                self._merchant_keys.update(keys)
+                self._shared_keys[namespace].update(keys)
             return
         if rows.shape != (len(keys), self._uw):
             raise ValueError(f"rows must have shape ({len(keys)}, {self._uw}), got {rows.shape}")
@@ -233,8 +240,8 @@ class PartitionedMemoryState(StateStore):
                 self._users[p] = InMemoryStateStore({"user": self._uw})
                 self._keys[p] = set()
             self._unrouted = InMemoryStateStore({"user": self._uw})
-            self.merchants = InMemoryStateStore({"merchant": self.widths["merchant"]})
-            self._merchant_keys = set()
+            self.merchants = InMemoryStateStore(self._shared_widths)
+            self._shared_keys = {ns: set() for ns in self._shared_widths}
 
 
 class PartitionCheckpoints:
@@ -265,9 +272,14 @@ class PartitionCheckpoints:
         merchants = self.directory / "merchants.npz"
         if merchants.exists():
             with np.load(merchants, allow_pickle=False) as data:
-                keys, rows = data["keys"].tolist(), data["rows"]
-            if keys and rows.shape == (len(keys), state.widths["merchant"]):
-                state.save("merchant", keys, rows)
+                # "keys"/"rows": files written before the label records were kept.
+                found = {"merchant": (data["keys"], data["rows"])} if "keys" in data else {
+                    ns: (data[f"{ns}__keys"], data[f"{ns}__rows"])
+                    for ns in state.widths if f"{ns}__keys" in data
+                }
+            for ns, (keys, rows) in found.items():
+                if len(keys) and rows.shape == (len(keys), state.widths[ns]):
+                    state.save(ns, keys.tolist(), rows)
 
     def path(self, partition: int) -> Path:
         return self.directory / f"p{partition:04d}.npz"
@@ -354,13 +366,16 @@ class PartitionCheckpoints:
         self,
         offsets: dict[int, int],
         exports: dict[int, tuple[list[str], np.ndarray]],
-        merchants: tuple[list[str], np.ndarray],
+        merchants: dict[str, tuple[list[str], np.ndarray]],
     ) -> None:
         for p, (keys, rows) in exports.items():
             write_snapshot(self.path(p), PartitionSnapshot(p, offsets[p], keys, rows))
         # Best effort, last writer wins: merchant state is approximate by design.
-        _atomic_savez(self.directory / "merchants.npz",
-                      keys=np.array(merchants[0], dtype=np.str_), rows=merchants[1])
+        arrays: dict[str, np.ndarray] = {}
+        for ns, (keys, rows) in merchants.items():
+            arrays[f"{ns}__keys"] = np.array(keys, dtype=np.str_)
+            arrays[f"{ns}__rows"] = rows
+        _atomic_savez(self.directory / "merchants.npz", **arrays)
         log.debug("checkpointed partitions %s at %s", sorted(offsets), offsets)
 
     def flush(self) -> None:
