@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from riskstream.features.spec import FEATURES, SEQUENCE, F, FeatureSpec
+from riskstream.features.spec import FEATURES, LABEL_FEATURES, SEQUENCE, F, FeatureSpec
 from riskstream.models.autoencoder import AutoencoderDetector
 from riskstream.models.base import Detector
 from riskstream.models.calibration import LEVELS, QuantileCalibrator
 from riskstream.models.hst import HalfSpaceTreesDetector
 from riskstream.models.iforest import IsolationForestDetector
 from riskstream.models.sequence import SequenceDetector
+from riskstream.models.supervised import MIN_FRAUDS, GradientBoostedTrees, Supervised
 from riskstream.models.tails import MarginalTailsDetector
 
 DETECTORS: dict[str, type[Detector]] = {
@@ -122,8 +123,13 @@ RISK_UP: frozenset[str] = frozenset(FEATURES) - {"log_secs_since_last", "user_hi
 #: ``context_amount_ratio``: given apart, a card's recent outliers make *every* payment of it
 #: look anomalous, its ordinary ones included (measured on the FDH data: s1 recall 1.0 -> 0.55).
 DEFAULT_MODEL_FEATURES: tuple[str, ...] = tuple(
-    f for f in FEATURES if f not in {"user_history", "amount_ratio", "recent_amount_outliers"}
+    f
+    for f in FEATURES
+    if f not in {"user_history", "amount_ratio", "recent_amount_outliers", *LABEL_FEATURES}
 )
+#: What the supervised trees read (with the ensemble's surprisal): every feature. Trees
+#: ignore what does not help, and the label-aware ones are their main evidence.
+SUPERVISED_FEATURES: tuple[str, ...] = FEATURES
 
 #: Preset for data with amounts and merchants only (no devices, locations, categories), such
 #: as the Fraud Detection Handbook set: the always-zero features are dropped.
@@ -150,6 +156,10 @@ class ModelBundle:
     info: dict[str, Any] = field(default_factory=dict)
     #: How member surprisals become one raw score: "max" or "mean" (see :func:`combine`).
     combine_rule: str = "max"
+    #: Trees learnt from outcome labels, blended with the ensemble (None: unsupervised only).
+    supervised: Supervised | None = None
+    #: Calibration of the blended score (with ``supervised``; else ``calibrator`` is final).
+    final_calibrator: QuantileCalibrator | None = None
 
     @property
     def detector(self) -> Detector:
@@ -158,7 +168,9 @@ class ModelBundle:
 
     @property
     def member_names(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.members)
+        """The detectors, then the supervised model when there is one."""
+        names = tuple(m.name for m in self.members)
+        return names + ((self.supervised.name,) if self.supervised is not None else ())
 
     # -- training ---------------------------------------------------------------------------
     @classmethod
@@ -172,11 +184,17 @@ class ModelBundle:
         detectors: list[tuple[Detector, float]] | None = None,
         sequences: np.ndarray | None = None,
         combine_rule: str = "max",
+        labels: np.ndarray | None = None,
+        supervised_params: dict[str, Any] | None = None,
+        supervised_rows: np.ndarray | None = None,
     ) -> ModelBundle:
         """Fit on a full feature matrix (columns = ``FEATURES``) of the training period.
 
         ``detector`` trains that one detector alone; ``detectors`` an ensemble of
-        ``(detector, weight)``; neither: :func:`default_detectors`.
+        ``(detector, weight)``; neither: :func:`default_detectors`. With ``labels`` (0/1 per
+        row, rows in time order) holding at least ``MIN_FRAUDS`` frauds, gradient-boosted
+        trees are trained beside them (:class:`~riskstream.models.supervised.Supervised`),
+        on the rows where ``supervised_rows`` is true (default: all).
         """
         if len(features) < 10:
             raise ValueError("need at least 10 training transactions")
@@ -223,8 +241,32 @@ class ModelBundle:
             info=dict(info or {}),
             combine_rule=combine_rule,
         )
+        rows = np.ones(len(features), dtype=bool) if supervised_rows is None else supervised_rows
+        if labels is not None and int(np.sum(labels[rows])) >= MIN_FRAUDS:
+            unsup = bundle.calibrator.surprisal(combined)
+            bundle.supervised = Supervised.fit(
+                features[rows][:, [F[n] for n in SUPERVISED_FEATURES]],
+                unsup[rows],
+                labels[rows],
+                SUPERVISED_FEATURES,
+                QuantileCalibrator.fit,
+                **(supervised_params or {}),
+            )
+            sup = bundle.supervised
+            final = np.maximum(
+                sup.surprisal(np.column_stack([features[:, bundle._sup_cols], unsup])),
+                sup.blend * unsup,
+            )
+            bundle.final_calibrator = QuantileCalibrator.fit(final)
+            bundle.info["supervised"] = sup.report
+        elif labels is not None:
+            bundle.info["supervised"] = {
+                "skipped": f"{int(np.sum(labels[rows]))} known frauds (< {MIN_FRAUDS})"
+            }
         bundle.created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         kind = members[0].name if len(members) == 1 else "ensemble"
+        if bundle.supervised is not None:
+            kind = "supervised"
         bundle.version = f"{kind}-{bundle.created_at[:10]}-{bundle.fingerprint()[:8]}"
         return bundle
 
@@ -236,31 +278,43 @@ class ModelBundle:
     def _member_surprisal(self, features: np.ndarray, sequences: np.ndarray | None) -> np.ndarray:
         return _surprisals(self.members, self._inputs(features), sequences)
 
+    @property
+    def _sup_cols(self) -> list[int]:
+        assert self.supervised is not None
+        return [F[n] for n in self.supervised.features]
+
     def contributions(
         self, features: np.ndarray, sequences: np.ndarray | None = None
     ) -> np.ndarray:
-        """(n, members) calibrated score of each detector, in [0, 1]."""
-        return -np.expm1(-self._member_surprisal(features, sequences))
+        """(n, members) calibrated score of each detector (and the supervised model), in
+        [0, 1]."""
+        return self.score_all(features, sequences)[2]
 
     def raw_scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
-        """The members' surprisals combined by the bundle's rule (before ensemble calibration)."""
-        return _combined(
-            self.members, self._member_surprisal(features, sequences), self.combine_rule
-        )
+        """The members' surprisals combined by the bundle's rule (before the final
+        calibration), blended with the supervised model's when there is one."""
+        return self.score_all(features, sequences)[0]
 
     def scores(self, features: np.ndarray, sequences: np.ndarray | None = None) -> np.ndarray:
         """Calibrated anomaly scores in [0, 1]."""
-        return self.calibrator.transform(self.raw_scores(features, sequences))
+        return self.score_all(features, sequences)[1]
 
     def score_all(
         self,
         features: np.ndarray,
         sequences: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw ensemble, calibrated ensemble, per-member calibrated) in one pass."""
+        """(raw, calibrated, per-member calibrated) in one pass."""
         surprisal = self._member_surprisal(features, sequences)
         raw = _combined(self.members, surprisal, self.combine_rule)
-        return raw, self.calibrator.transform(raw), -np.expm1(-surprisal)
+        sup = self.supervised
+        if sup is None or self.final_calibrator is None:
+            return raw, self.calibrator.transform(raw), -np.expm1(-surprisal)
+        unsup = self.calibrator.surprisal(raw)
+        sup_s = sup.surprisal(np.column_stack([features[:, self._sup_cols], unsup]))
+        final = np.maximum(sup_s, sup.blend * unsup)
+        members = -np.expm1(-np.column_stack([surprisal, sup_s]))
+        return final, self.final_calibrator.transform(final), members
 
     def feature_evidence(self, features: np.ndarray) -> np.ndarray | None:
         """(n, model features) how strongly the detectors tie each row's anomaly to each model
@@ -315,6 +369,20 @@ class ModelBundle:
             "combine": self.combine_rule,
             "info": self.info,
         }
+        sup = self.supervised
+        if sup is not None and self.final_calibrator is not None:
+            model_meta, trees = sup.model.to_arrays()
+            meta["supervised"] = {
+                "model": model_meta,
+                "features": list(sup.features),
+                "blend": sup.blend,
+                "report": sup.report,
+            }
+            arrays |= {f"sup__{k}": v for k, v in trees.items()}
+            arrays["sup_cal_quantiles"] = sup.calibrator.quantiles
+            arrays["sup_cal_levels"] = sup.calibrator.levels
+            arrays["final_cal_quantiles"] = self.final_calibrator.quantiles
+            arrays["final_cal_levels"] = self.final_calibrator.levels
         arrays |= {
             "floors": self.floors,
             "cal_quantiles": self.calibrator.quantiles,
@@ -326,7 +394,10 @@ class ModelBundle:
     def fingerprint(self) -> str:
         meta, arrays = self._arrays()
         h = hashlib.sha256(
-            json.dumps([meta["members"], meta["combine"]], sort_keys=True).encode()
+            json.dumps(
+                [meta["members"], meta["combine"], meta.get("supervised", {}).get("blend")],
+                sort_keys=True,
+            ).encode()
         )
         for k in sorted(arrays):
             h.update(k.encode())
@@ -365,18 +436,40 @@ class ModelBundle:
             # reason codes rank by the rules' own evidence only.
             fq = arrays.get(f"m{k}_feature_quantiles")
             members.append(Member(det, cal, float(m["weight"]), fq))
+        supervised, final_cal = None, None
+        if "supervised" in meta:
+            sm = meta["supervised"]
+            trees = {n[5:]: v for n, v in arrays.items() if n.startswith("sup__")}
+            supervised = Supervised(
+                GradientBoostedTrees.from_arrays(sm["model"], trees),
+                tuple(sm["features"]),
+                QuantileCalibrator(arrays["sup_cal_quantiles"], arrays["sup_cal_levels"]),
+                float(sm["blend"]),
+                sm.get("report"),
+            )
+            final_cal = QuantileCalibrator(
+                arrays["final_cal_quantiles"], arrays["final_cal_levels"]
+            )
+        reference = arrays["reference"]
+        if reference.shape[0] < len(FEATURES):
+            # Bundles from before the label-aware features: those features never reach a
+            # rule's reference bar (an infinite quantile), as nothing was learnt about them.
+            pad = np.full((len(FEATURES) - reference.shape[0], reference.shape[1]), np.inf)
+            reference = np.vstack([reference, pad])
         return cls(
             spec=FeatureSpec.from_dict(meta["spec"]),
             model_features=tuple(meta["model_features"]),
             floors=arrays["floors"],
             members=members,
             calibrator=QuantileCalibrator(arrays["cal_quantiles"], arrays["cal_levels"]),
-            reference=arrays["reference"],
+            reference=reference,
             version=meta["version"],
             created_at=meta["created_at"],
             info=meta.get("info", {}),
             # Bundles written before the rule was stored combined by the weighted mean.
             combine_rule=meta.get("combine", "mean"),
+            supervised=supervised,
+            final_calibrator=final_cal,
         )
 
 

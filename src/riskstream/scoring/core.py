@@ -8,6 +8,7 @@ results are durable (:meth:`ScoringCore.commit`), so a failed batch retries iden
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from riskstream.errors import IncompatibleModel
-from riskstream.features import FeatureEngine, StateStore, StateUpdate
+from riskstream.features import FeatureEngine, LabelChanges, StateStore, StateUpdate
 from riskstream.features.spec import FEATURES
 from riskstream.models.bundle import ModelBundle
 from riskstream.scoring.reasons import (
@@ -157,11 +158,63 @@ class ScoringCore:
         #: A challenger scored in shadow on the same features; its scores are stored, never
         #: acted on.
         self.shadow: ModelBundle | None = None
+        # Label changes waiting for the next batch, and the ids of every change queued or in a
+        # scored batch not yet committed (so a sweep never queues one twice).
+        self._labels_lock = threading.Lock()
+        self._queued: list[LabelChanges] = []
+        self._claimed: set[str] = set()
 
-    def score(self, batch: pd.DataFrame, apply: bool = True) -> ScoredBatch:
-        """Score a validated batch. ``apply=False``: a dry run that will never change state."""
+    # -- outcome labels ---------------------------------------------------------------------
+    def queue_labels(self, changes: LabelChanges) -> int:
+        """Fold ``changes`` into the state with the next batch (online: before its events);
+        changes of a transaction already queued or in flight are left out. Returns how many
+        were queued."""
+        with self._labels_lock:
+            keep = np.array([t not in self._claimed for t in changes.transaction_ids.tolist()],
+                            dtype=bool)
+            if not keep.any():
+                return 0
+            fresh = changes if keep.all() else changes.take(keep)
+            self._queued.append(fresh)
+            self._claimed.update(fresh.transaction_ids.tolist())
+            return len(fresh)
+
+    def labels_done(self, changes: LabelChanges) -> None:
+        """The changes' state is saved and marked applied: they may be queued again."""
+        with self._labels_lock:
+            self._claimed.difference_update(changes.transaction_ids.tolist())
+
+    @property
+    def labels_waiting(self) -> int:
+        """Label changes queued or in flight."""
+        return len(self._claimed)
+
+    def _next_labels(self) -> tuple[list[LabelChanges], LabelChanges | None]:
+        with self._labels_lock:
+            parts = list(self._queued)
+        return parts, LabelChanges.concat(parts) if parts else None
+
+    def _taken(self, parts: list[LabelChanges]) -> None:
+        with self._labels_lock:
+            self._queued = [p for p in self._queued if not any(p is q for q in parts)]
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(
+        self, batch: pd.DataFrame, apply: bool = True, labels: LabelChanges | None = None
+    ) -> ScoredBatch:
+        """Score a validated batch. ``apply=False``: a dry run that will never change state.
+
+        ``labels``: label changes to fold in between the batch's events (offline replays);
+        by default the queued ones (:meth:`queue_labels`) go in before the batch, and leave
+        the queue once the batch is scored (its commit saves them).
+        """
         started = time.perf_counter()
-        fb = self.engine.compute(batch, self.state, apply=apply)
+        parts: list[LabelChanges] = []
+        if labels is None and apply and self._queued:
+            parts, labels = self._next_labels()
+        fb = self.engine.compute(batch, self.state, apply=apply, labels=labels)
+        if parts:
+            self._taken(parts)
         bundle = self.bundle
         raw, scores, contributions = bundle.score_all(fb.features, fb.sequences)
         decisions = self.thresholds.decide(scores)

@@ -116,6 +116,24 @@ RULES: tuple[Rule, ...] = (
         "{v:.0f} transactions at this merchant in about a day",
         needs_history=False,
     ),
+    # Label-aware: outcomes reported before this transaction (never its own).
+    Rule(
+        "MERCHANT_RECENT_FRAUD",
+        "merchant_frauds_30d",
+        0.5,  # decayed count: about one reported fraud there within the month
+        None,
+        "{v:.1f} reported frauds at this merchant in about a month",
+        needs_history=False,
+    ),
+    Rule(
+        "CARD_KNOWN_COMPROMISED",
+        "user_known_compromised",
+        1.0,
+        None,
+        "a payment of this card was reported as fraud",
+        needs_history=False,
+        flag_strength=8.0,  # the strongest evidence there is: ranked first when it fires
+    ),
 )
 CODES: tuple[str, ...] = tuple(r.code for r in RULES)
 MAX_REASONS = 6  # an analyst reads six at a glance; more is noise
@@ -242,6 +260,8 @@ FAMILY: dict[str, AnomalyType] = {
     "NEW_MERCHANT": "new_merchant",
     "UNUSUAL_HOUR": "unusual_time",
     "MERCHANT_BURST": "merchant_risk",
+    "MERCHANT_RECENT_FRAUD": "merchant_risk",
+    "CARD_KNOWN_COMPROMISED": "compromised_card",
 }
 #: The sentence names this many reasons; the full list is in ``reasons``.
 SENTENCE_REASONS = 3
