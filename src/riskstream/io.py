@@ -31,6 +31,26 @@ NAIVE_UTC = {"fdh"}
 DROP = {"fdh": ["TX_TIME_SECONDS", "TX_TIME_DAYS"]}
 
 
+#: Columns of each preset that identify its layout (the label columns may be absent).
+_LABEL_SOURCES = {"TX_FRAUD", "TX_FRAUD_SCENARIO"}
+
+
+def _detected_preset(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        columns = set(pq.read_schema(path).names)
+    elif name.endswith((".csv", ".csv.gz")):
+        columns = set(pd.read_csv(path, nrows=0).columns)
+    else:
+        return None
+    for preset, rename in PRESETS.items():
+        if set(rename) - _LABEL_SOURCES <= columns:
+            return preset
+    return None
+
+
 def parse_mapping(spec: str | None) -> tuple[dict[str, str], bool, list[str]]:
     """``"fdh"`` or ``"SRC=dst,SRC2=dst2"`` -> (rename map, naive-is-UTC, columns to drop)."""
     if not spec:
@@ -47,7 +67,12 @@ def parse_mapping(spec: str | None) -> tuple[dict[str, str], bool, list[str]]:
 
 
 def read_transactions(path: str | Path, mapping: str | None = None) -> pd.DataFrame:
+    """A transaction file in canonical columns: ``mapping`` as :func:`parse_mapping` takes
+    it; without one, a file in a preset's own layout (every source column of the preset but
+    its label ones) is read with that preset."""
     path = Path(path)
+    if mapping is None:
+        mapping = _detected_preset(path)
     rename, naive_utc, drop = parse_mapping(mapping)
     name = path.name.lower()
     if name.endswith(".parquet"):
@@ -64,3 +89,16 @@ def read_transactions(path: str | Path, mapping: str | None = None) -> pd.DataFr
     if naive_utc and "timestamp" in frame.columns:
         frame["timestamp"] = epoch_seconds(pd.to_datetime(frame["timestamp"]))
     return frame
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """An outcome-labels file (CSV, CSV.gz or Parquet) as read, ids as text; validate it with
+    :func:`riskstream.schema.validate_labels`."""
+    path = Path(path)
+    if path.name.endswith(".parquet"):
+        frame = pd.read_parquet(path)
+        if "transaction_id" in frame:
+            frame["transaction_id"] = frame["transaction_id"].astype(str)
+        return frame
+    return pd.read_csv(path, dtype={"transaction_id": str, "label": str, "reported_at": str},
+                       keep_default_na=False, na_values=[""])

@@ -4,7 +4,9 @@ Exported names (the Grafana dashboard and its test rely on them):
 ``transactions_processed_total``, ``anomalies_total{decision}``,
 ``processing_latency_seconds`` (per micro-batch, core + durable write),
 ``batch_size``, ``dead_letters_total{reason}``, ``model_info{version}``, ``state_users``,
-``late_events_total``, ``pipeline_up{component}``.
+``late_events_total``, ``pipeline_up{component}``, ``labels_total{source,outcome}``
+(outcome labels received: ``accepted`` or ``rejected``), ``labels_applied_total`` (label
+changes folded into the label-aware state).
 
 Kafka workers add ``kafka_consumer_lag{topic,partition}`` (messages behind the high watermark
 reported with fetched messages), ``end_to_end_latency_seconds`` (broker timestamp of an input
@@ -46,6 +48,14 @@ class Metrics:
         self.model = Info("model", "Model being served", registry=r)
         self.users = Gauge("state_users", "Users with state", registry=r)
         self.up = Gauge("pipeline_up", "1 when a component is healthy", ["component"], registry=r)
+        self.labels = Counter(
+            "labels", "Outcome labels received, by source and outcome (accepted | rejected)",
+            ["source", "outcome"], registry=r,
+        )
+        self.labels_applied = Counter(
+            "labels_applied", "Outcome-label changes folded into the label-aware state",
+            registry=r,
+        )
         for decision in ("review", "block"):
             self.anomalies.labels(decision)
         # -- Kafka workers (docs/streaming.md) ------------------------------------------------

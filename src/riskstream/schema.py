@@ -3,7 +3,7 @@
 Contract
 --------
 * ``Transaction`` validates one record (API body, one stream message). Errors name the field
-  and the rule, e.g. ``amount: Input should be greater than 0``.
+  and the rule, e.g. ``amount: Input should be greater than or equal to 0``.
 * ``validate_frame`` applies *the same rules*, vectorised, to a whole column batch (files,
   micro-batches). It returns the valid rows, normalised, plus one :class:`RecordError` per
   invalid row. A shared test asserts both paths accept and reject the same records.
@@ -229,7 +229,9 @@ class Transaction(BaseModel):
         examples=["2024-01-01T12:00:00Z"],
     )
     user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    amount: float = Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    # Zero is valid: a $0 authorisation (card verification) is a transaction, and a burst of
+    # them is the card-testing pattern. Negative amounts (refunds) are not payments.
+    amount: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     currency: str = Field(default="USD", description="ISO 4217 code. Default: USD.")
     merchant_id: str = Field(
         default="",
@@ -479,7 +481,7 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
     >>> ok, bad = validate_frame(pd.DataFrame({"transaction_id": ["a", "b"],
     ...     "timestamp": [1.7e9, 1.7e9], "user_id": ["u", "u"], "amount": [5.0, -1.0]}))
     >>> len(ok), bad[0].reason
-    (1, 'amount: Input should be greater than 0')
+    (1, 'amount: Input should be greater than or equal to 0')
     """
     n = len(frame)
     refused: list[RecordError] = frame.attrs.get(REFUSED_ATTR, [])  # see request_frame
@@ -530,7 +532,7 @@ def validate_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RecordError]
         flag(np.isnan(amt), "amount", "Input should be a valid number")
         with np.errstate(invalid="ignore"):
             flag(np.isinf(amt), "amount", "Input should be a finite number")
-            flag(amt <= 0, "amount", "Input should be greater than 0")
+            flag(amt < 0, "amount", "Input should be greater than or equal to 0")
             flag(amt > MAX_AMOUNT, "amount",
                  f"Input should be less than or equal to {MAX_AMOUNT:g}")
     else:
@@ -754,8 +756,8 @@ def validate_requests(
     ...     1704067200.0)
     >>> batch.valid[["timestamp", "merchant_id"]].values.tolist(), batch.rows.tolist()
     ([[1704067200.0, 'm-1']], [1])
-    >>> [error_detail(e) for e in batch.errors]
-    [{'type': 'value_error', 'loc': ['body', 'amount'], 'msg': 'Input should be greater than 0'}]
+    >>> [(error_detail(e)["loc"], error_detail(e)["msg"]) for e in batch.errors]
+    [(['body', 'amount'], 'Input should be greater than or equal to 0')]
     """
     valid, errors = validate_frame(request_frame(records, received_at))
     keep = np.ones(len(records), dtype=bool)
@@ -790,6 +792,7 @@ AnomalyType = Literal[
     "new_merchant",
     "new_country",
     "merchant_risk",
+    "compromised_card",
     "other",
 ]
 ANOMALY_TYPES: tuple[str, ...] = get_args(AnomalyType)
@@ -902,3 +905,72 @@ PREDICT_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+# -- outcome labels -------------------------------------------------------------------------------
+#: How a label may be written: 1 / 0, true / false, fraud / legitimate (any case).
+_LABEL_WORDS: dict[str, int] = {
+    "1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "fraud": 1, "legitimate": 0,
+}
+
+
+def validate_labels(frame: pd.DataFrame, now: float) -> tuple[pd.DataFrame, list[RecordError]]:
+    """Validate outcome labels column-wise: ``transaction_id`` (1..128 characters),
+    ``label`` (1/0, true/false, fraud/legitimate) and optional ``reported_at`` (ISO-8601
+    with a zone, or epoch seconds; missing or blank: ``now``).
+
+    Returns ``(valid, errors)``: ``valid`` has exactly ``transaction_id`` (str), ``label``
+    (int8) and ``reported_at`` (epoch s), in input order; a transaction given twice keeps
+    its last row (a correction further down the file wins).
+
+    >>> ok, bad = validate_labels(pd.DataFrame({"transaction_id": ["a", "b", "a", ""],
+    ...     "label": ["fraud", "0", 0, 1], "reported_at": ["2024-01-01T00:00:00Z", None,
+    ...     1.7e9, None]}), now=1.8e9)
+    >>> ok.values.tolist()
+    [['b', 0, 1800000000.0], ['a', 0, 1700000000.0]]
+    >>> [e.reason for e in bad]
+    ['transaction_id: String should have at least 1 character']
+    """
+    n = len(frame)
+    frame = frame.reset_index(drop=True)
+    bad = np.zeros(n, dtype=bool)
+    errors: list[RecordError] = []
+
+    def flag(mask: np.ndarray, field: str, rule: str) -> None:
+        for i in np.flatnonzero(mask & ~bad):
+            errors.append(RecordError(int(i), field, rule))
+        bad[mask] = True
+
+    if "transaction_id" in frame.columns:
+        ids = frame["transaction_id"]
+        missing = ids.isna().to_numpy()
+        text = ids.astype(str).str.strip().where(~missing, "")
+        lens = text.str.len().to_numpy()
+        flag(lens < 1, "transaction_id", "String should have at least 1 character")
+        flag(lens > MAX_ID_LENGTH, "transaction_id",
+             f"String should have at most {MAX_ID_LENGTH} characters")
+    else:
+        text = pd.Series([""] * n, dtype=object)
+        flag(np.ones(n, dtype=bool), "transaction_id", "Field required")
+    if "label" in frame.columns:
+        words = frame["label"].astype(str).str.strip().str.lower()
+        value = words.map(_LABEL_WORDS)
+        flag(frame["label"].isna().to_numpy(), "label", "Field required")
+        flag(value.isna().to_numpy(), "label", "must be 1/0, true/false or fraud/legitimate")
+        label = value.fillna(0).to_numpy().astype(np.int8)
+    else:
+        label = np.zeros(n, dtype=np.int8)
+        flag(np.ones(n, dtype=bool), "label", "Field required")
+    reported = np.full(n, float(now))
+    if "reported_at" in frame.columns:
+        raw = frame["reported_at"]
+        blank = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+        ts = _timestamps(raw.where(~blank, None))
+        flag(~blank & np.isnan(ts), "reported_at", "must be ISO-8601 with a zone or epoch seconds")
+        flag(~blank & ~np.isnan(ts) & ((ts < MIN_EPOCH) | (ts > MAX_EPOCH)), "reported_at",
+             "must be between 2000-01-01 and 2100-01-01 (epoch seconds, not ms)")
+        reported = np.where(blank, float(now), ts)
+    out = pd.DataFrame({"transaction_id": text.to_numpy(dtype=object), "label": label,
+                        "reported_at": reported})[~bad]
+    out = out.drop_duplicates("transaction_id", keep="last").reset_index(drop=True)
+    return out, sorted(errors, key=lambda e: e.index)

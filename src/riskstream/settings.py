@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     model_uri: str = "models:/riskstream-detector@champion"
     #: How often servers poll the registry for alias moves (seconds).
     registry_poll_s: float = Field(10.0, gt=0)
+    #: How often servers look for stored outcome labels not yet in the label-aware state
+    #: (imported offline, or received before their transaction) (seconds).
+    label_sweep_s: float = Field(10.0, gt=0)
+    #: Run ``riskstream retrain`` (champion/challenger gate) from this process every so many
+    #: seconds, as a child process; 0 = never (use cron, or a Kubernetes CronJob).
+    retrain_every_s: float = Field(0.0, ge=0)
     #: Bundle file written by ``train`` (and served when ``model_uri`` is a path).
     model_path: Path | None = None
     review_threshold: float = Field(0.99, gt=0, le=1)

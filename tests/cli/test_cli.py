@@ -57,7 +57,7 @@ def test_offline_round_trip(tmp_path: Path) -> None:
     assert list(scored["transaction_id"]) == list(frame["transaction_id"].astype(str))
     assert {"transaction_id", "score", "decision", "reasons"} <= set(scored.columns)
     assert scored.loc[3, "decision"] == "invalid"
-    assert scored.loc[3, "reasons"] == "amount: Input should be greater than 0"
+    assert scored.loc[3, "reasons"] == "amount: Input should be greater than or equal to 0"
     assert scored.loc[7, "decision"] == "invalid"
     flagged = scored[scored["decision"].isin(["review", "block"])]
     assert len(flagged) > 0 and (flagged["reasons"] != "").mean() > 0.5

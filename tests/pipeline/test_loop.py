@@ -56,7 +56,7 @@ def test_bad_messages_become_specific_dead_letters(
     }
     assert letters[("user_id", "no-user")] == "user_id: Field required"
     assert letters[("amount", "typed")] == "amount: Input should be a valid number"
-    assert letters[("amount", "neg")] == "amount: Input should be greater than 0"
+    assert letters[("amount", "neg")] == "amount: Input should be greater than or equal to 0"
     assert letters[("timestamp", "when")].startswith("timestamp: must be ISO-8601")
     invalid_json = [
         d["reason"] for d in rt.results.dead_letters(limit=100) if d["field"] == "message"

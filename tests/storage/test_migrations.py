@@ -46,7 +46,7 @@ def test_empty_database_to_head_matches_the_models(db_url: str) -> None:
                     "SELECT table_name || '.' || column_name, collation_name "
                     "FROM information_schema.columns WHERE table_schema = current_schema() "
                     "AND column_name IN ('transaction_id', 'user_id', 'decision')")).all())
-            assert set(collations.values()) == {"C"} and len(collations) == 8
+            assert set(collations.values()) == {"C"} and len(collations) == 9  # outcome_labels too
         assert migrate.upgrade(engine) == (migrate.HEAD, migrate.HEAD)  # idempotent
     finally:
         engine.dispose()

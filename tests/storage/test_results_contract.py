@@ -267,6 +267,12 @@ CALLS: dict[str, Callable[[ResultsStore], Any]] = {
     "alert_status_counts": lambda s: s.alert_status_counts(),
     "stats": lambda s: s.stats(),
     "history": lambda s: next(iter(s.history())),
+    "upsert_labels": lambda s: s.upsert_labels(labels_of(("tx-00000", 1, T0)), "api"),
+    "labels_to_apply": lambda s: s.labels_to_apply(),
+    "mark_labels_applied": lambda s: s.mark_labels_applied([("tx-00000", 1)]),
+    "get_label": lambda s: s.get_label("tx-00000"),
+    "labels_frame": lambda s: s.labels_frame(),
+    "label_counts": lambda s: s.label_counts(),
 }
 
 
@@ -418,3 +424,59 @@ def test_which_driver_errors_are_connection_failures() -> None:
     ]
     assert [is_connection_failure(e) for e in outages] == [True] * len(outages)
     assert [is_connection_failure(e) for e in bugs] == [False] * len(bugs)
+
+
+# -- outcome labels ----------------------------------------------------------------------------
+def labels_of(*items: tuple[str, int, float]) -> pd.DataFrame:
+    return pd.DataFrame(items, columns=["transaction_id", "label", "reported_at"])
+
+
+def test_labels_are_idempotent_and_keep_their_first_report(store: SQLResultsStore) -> None:
+    write(store, [row(0), row(1)])
+    first = store.upsert_labels(labels_of(("tx-00000", 1, T0 + 10), ("tx-00001", 0, T0)), "api")
+    assert first == {"new": 2, "updated": 0, "unchanged": 0}
+    again = store.upsert_labels(labels_of(("tx-00000", 1, T0 + 99)), "import")
+    assert again == {"new": 0, "updated": 0, "unchanged": 1}
+    got = store.get_label("tx-00000")
+    assert got is not None and got["reported_at"] == T0 + 10 and got["source"] == "api"
+    changed = store.upsert_labels(labels_of(("tx-00000", 0, T0 + 50)), "analyst")
+    assert changed == {"new": 0, "updated": 1, "unchanged": 0}
+    got = store.get_label("tx-00000")
+    assert got is not None and (got["label"], got["reported_at"]) == (0, T0 + 50)
+    frame = store.labels_frame()
+    assert sorted(frame["transaction_id"]) == ["tx-00000", "tx-00001"]
+    assert len(store.labels_frame(until=T0 + 1)) == 1
+
+
+def test_a_pending_label_waits_for_its_transaction(store: SQLResultsStore) -> None:
+    store.upsert_labels(labels_of(("tx-00007", 1, T0)), "api")
+    assert store.labels_to_apply() == []
+    assert store.label_counts() == {"labels": 1, "fraud": 1, "pending": 1}
+    write(store, [row(7)])
+    [todo] = store.labels_to_apply()
+    assert todo["transaction_id"] == "tx-00007" and todo["applied"] is None
+    assert (todo["user_id"], todo["merchant_id"]) == (row(7)["user_id"], row(7)["merchant_id"])
+    assert todo["timestamp"] == row(7)["timestamp"]
+    assert store.label_counts()["pending"] == 0
+
+
+def test_marking_applied_respects_a_change_in_between(store: SQLResultsStore) -> None:
+    write(store, [row(0), row(1)])
+    store.upsert_labels(labels_of(("tx-00000", 1, T0), ("tx-00001", 1, T0)), "api")
+    assert len(store.labels_to_apply(["tx-00000", "tx-00001", "tx-nope"])) == 2
+    store.upsert_labels(labels_of(("tx-00001", 0, T0 + 5)), "api")  # changed meanwhile
+    store.mark_labels_applied([("tx-00000", 1), ("tx-00001", 1)])
+    [left] = store.labels_to_apply()
+    assert (left["transaction_id"], left["label"]) == ("tx-00001", 0)
+    assert left["applied"] is None  # the mark for label 1 did not match label 0
+
+
+def test_an_analyst_verdict_becomes_an_outcome_label(store: SQLResultsStore) -> None:
+    write(store, [row(4, decision="review")])
+    alert_id = store.alerts()[0]["id"]
+    store.label_alert(alert_id, "legitimate")
+    got = store.get_label("tx-00004")
+    assert got is not None and (got["label"], got["source"]) == (0, "analyst")
+    store.label_alert(alert_id, "fraud")  # a correction replaces it
+    got = store.get_label("tx-00004")
+    assert got is not None and got["label"] == 1

@@ -278,7 +278,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic(
         (orjson.dumps(make_tx(transaction_id="typed", amount="ten")), "amount",
          "amount: Input should be a valid number"),
         (orjson.dumps(make_tx(transaction_id="neg", amount=-3)), "amount",
-         "amount: Input should be greater than 0"),
+         "amount: Input should be greater than or equal to 0"),
         (orjson.dumps(make_tx(transaction_id="when", timestamp="yesterday")), "timestamp",
          "timestamp: must be ISO-8601"),
         (big, "message", f"too large: {len(big)} bytes > 1000000"),

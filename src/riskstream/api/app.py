@@ -31,7 +31,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.add_exception_handler(outage, _unavailable)
     mount_dashboard(app, runtime, require_key)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
-                       per_path={"/predict/batch": settings.max_batch_body_bytes})
+                       per_path={"/predict/batch": settings.max_batch_body_bytes,
+                                 "/labels": settings.max_batch_body_bytes})
     return app
 
 

@@ -97,13 +97,7 @@ class Stopped(Exception):
 
 def _state_updates(scored: ScoredBatch) -> list[tuple[str, list[str], np.ndarray]]:
     """The batch's state change as ``save_many`` gets it (the same arrays)."""
-    u = scored.update
-    return [
-        (ns, keys, rows)
-        for ns, keys, rows in (("user", u.user_keys, u.user_rows),
-                               ("merchant", u.merchant_keys, u.merchant_rows))
-        if keys
-    ]
+    return scored.update.groups()
 
 
 class Pipeline:

@@ -75,8 +75,15 @@ class ResultWriter:
         return new
 
     def commit(self, scored: ScoredBatch, guard: Guard = once) -> None:
-        """Save the batch's state change (after its results are durable)."""
+        """Save the batch's state change (after its results are durable); then mark the label
+        changes it folded in as applied."""
         guard("state", lambda: self.core.commit(scored))
+        labels = scored.update.labels
+        if labels is not None and len(labels):
+            pairs = labels.applied_pairs()
+            guard("results", lambda: self.results.mark_labels_applied(pairs))
+            self.core.labels_done(labels)
+            self.metrics.labels_applied.inc(len(labels))
 
     def observe(self, scored: ScoredBatch, seconds: float) -> None:
         """Count a recorded batch in the metrics."""

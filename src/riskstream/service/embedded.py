@@ -51,6 +51,9 @@ def build_embedded(settings: Settings) -> Embedded:
     runtime.pipeline = pipeline
     runtime.refresh_models(force=True)  # pick up a challenger to shadow from the start
     pipeline.between_batches.append(runtime.refresh_models)
+    runtime.sweep_labels(force=True)  # labels imported while the service was down
+    pipeline.between_batches.append(runtime.sweep_labels)
+    pipeline.between_batches.append(runtime.maybe_retrain)
     return Embedded(runtime, pipeline, feeder)
 
 

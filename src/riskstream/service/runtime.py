@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskstream.errors import ConfigurationError, Unavailable
-from riskstream.features import InMemoryStateStore, StateStore
+from riskstream.features import InMemoryStateStore, LabelChanges, StateStore
 from riskstream.metrics import Metrics
 from riskstream.models.bundle import ModelBundle
 from riskstream.models.registry import CHAMPION, ModelWatcher, Registry, parse_model_uri
@@ -106,6 +108,9 @@ class Runtime:
     #: Set when the runtime is closing: long-lived responses (the dashboard's event stream)
     #: end on it, so they never hold up the server's shutdown. close() sets it first.
     stopping: threading.Event = field(default_factory=threading.Event)
+    _label_sweep_at: float = field(default=-float("inf"), repr=False)
+    _retrain_at: float = field(default_factory=time.monotonic, repr=False)
+    _retrain: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -169,6 +174,63 @@ class Runtime:
             elif removed:
                 self.core.set_shadow(None)
 
+    # -- outcome labels -----------------------------------------------------------------------
+    def labels_received(self, ids: list[str]) -> int:
+        """Queue the stored labels of ``ids`` for the label-aware state (those whose transaction
+        is not stored yet wait for it: :meth:`sweep_labels` finds them once it is). Returns
+        how many were queued."""
+        if not ids:
+            return 0
+        return self._queue_labels(self.results.labels_to_apply(ids, limit=len(ids)))
+
+    def sweep_labels(self, force: bool = False) -> int:
+        """Between batches, every ``label_sweep_s``: queue every stored label not yet folded
+        into the state (imported by ``riskstream labels import``, received while the
+        transaction was unknown, or left over by a stop before its batch was saved)."""
+        now = time.monotonic()
+        if not force and now - self._label_sweep_at < self.settings.label_sweep_s:
+            return 0
+        self._label_sweep_at = now
+        try:
+            rows = self.results.labels_to_apply()
+        except NotImplementedError:  # a store without outcome labels
+            return 0
+        except Unavailable as exc:
+            log.warning("labels not swept (%s); retrying at the next sweep", exc)
+            return 0
+        return self._queue_labels(rows)
+
+    def _queue_labels(self, rows: list[dict]) -> int:
+        if not rows:
+            return 0
+        return self.core.queue_labels(LabelChanges.from_records(rows, at=-float("inf")))
+
+    # -- retraining ---------------------------------------------------------------------------
+    def maybe_retrain(self) -> bool:
+        """Between batches: every ``retrain_every_s``, start ``riskstream retrain`` as a child
+        process (one at a time). It trains and gates in its own process, so scoring keeps its
+        CPU share; a promotion reaches this server through the registry watch. True when one
+        was started."""
+        every = self.settings.retrain_every_s
+        if every <= 0:
+            return False
+        if self._retrain is not None:
+            code = self._retrain.poll()
+            if code is None:
+                return False  # still running
+            (log.info if code == 0 else log.error)("scheduled retrain exited with %s", code)
+            self._retrain = None
+        now = time.monotonic()
+        if now - self._retrain_at < every:
+            return False
+        self._retrain_at = now
+        command = [sys.executable, "-m", "riskstream.cli", "retrain",
+                   "--home", str(self.settings.home),
+                   "--db-url", self.settings.resolved_db_url()]
+        log.info("starting a scheduled retrain")
+        self._retrain = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        return True
+
     def snapshot_state(self) -> Path | None:
         """Persist in-memory state (taken under the lock, so between batches)."""
         state = self.core.state
@@ -180,6 +242,8 @@ class Runtime:
 
     def close(self) -> None:
         self.stopping.set()
+        if self._retrain is not None and self._retrain.poll() is None:
+            self._retrain.terminate()  # a half-done retrain registers nothing
         self.snapshot_state()
         self.core.state.close()
         self.results.close()

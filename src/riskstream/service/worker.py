@@ -129,6 +129,9 @@ class KafkaWorker:
             self.pipeline.between_batches.append(self.checkpoints.maybe_checkpoint)
         rt.refresh_models(force=True)  # follow the model registry, like `run`
         self.pipeline.between_batches.append(rt.refresh_models)
+        rt.sweep_labels(force=True)  # labels imported while the worker was down
+        self.pipeline.between_batches.append(rt.sweep_labels)
+        self.pipeline.between_batches.append(rt.maybe_retrain)
         self._status_at = time.monotonic()
         self.pipeline.between_batches.append(self._status)
         self._closed = False

@@ -110,10 +110,60 @@ class ResultsStore(ABC):
         """Store an analyst's verdict on an alert; return :meth:`get_alert` (None: unknown id).
 
         One transaction: a ``labels`` row (transaction_id, verdict, analyst, note, created_at)
-        is added and ``alerts.status`` becomes ``VERDICT_STATUS[verdict]``. Labels accumulate
+        is added, ``alerts.status`` becomes ``VERDICT_STATUS[verdict]`` and the verdict is
+        stored as the transaction's outcome label (fraud 1, legitimate 0; source
+        ``analyst``). Labels accumulate
         (a correction is a new label); the latest one sets the status. ``ValueError`` for a
         verdict not in ``VERDICT_STATUS``.
         """
+        raise NotImplementedError
+
+    # -- outcome labels (optional) -----------------------------------------------------------
+    def upsert_labels(self, rows: pd.DataFrame, source: str) -> dict[str, int]:
+        """Store outcome labels (``transaction_id, label, reported_at``, as
+        :func:`riskstream.schema.validate_labels` returns them); ``{"new", "updated",
+        "unchanged"}`` counts. Idempotent: the same label again is unchanged and keeps its
+        first ``reported_at``; a different one replaces label, ``reported_at`` and source. A
+        label may name a transaction not stored yet (it waits for it)."""
+        raise NotImplementedError
+
+    def labels_to_apply(
+        self, transaction_ids: Sequence[str] | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Labels whose value is not the one folded into the label-aware state (``applied``)
+        and whose transaction is stored, oldest report first, at most ``limit``: dicts of
+        ``transaction_id, label, applied, reported_at, user_id, merchant_id, timestamp``
+        (the transaction's). ``transaction_ids`` restricts to those."""
+        raise NotImplementedError
+
+    def mark_labels_applied(self, pairs: Sequence[tuple[str, int]]) -> None:
+        """The state now holds these ``(transaction_id, label)`` values; a label changed
+        since keeps its other value and stays to apply."""
+        raise NotImplementedError
+
+    def get_label(self, transaction_id: str) -> dict[str, Any] | None:
+        """The label row (``transaction_id, label, reported_at, source, updated_at,
+        applied``) of one transaction, or None."""
+        raise NotImplementedError
+
+    def labels_frame(self, until: float | None = None) -> pd.DataFrame:
+        """Every label as ``transaction_id, label, reported_at`` (reported before
+        ``until``): training from the product's own data."""
+        raise NotImplementedError
+
+    def label_counts(self) -> dict[str, int]:
+        """``{"labels", "fraud", "pending"}``: pending labels name no stored transaction."""
+        raise NotImplementedError
+
+    def alert_quality(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Alert quality from outcome labels, one dict per UTC day of transaction time in
+        ``[since, until)``, oldest first: ``day`` (ISO date), ``alerts``, ``resolved``
+        (alerts whose transaction has an outcome label), ``confirmed`` (of those, fraud),
+        ``precision`` = confirmed / resolved, ``frauds_reported``, ``frauds_alerted``
+        (reported frauds that had raised an alert), ``frauds_missed``, ``recall`` =
+        alerted / reported (None where the denominator is 0)."""
         raise NotImplementedError
 
     def alert_queue(

@@ -164,3 +164,7 @@ class SQLStoreBase(ResultsStore):
     _pg: bool
     #: Feature sets this process has registered or read: id -> names.
     _feature_names: dict[str, tuple[str, ...]]
+
+    def _label_verdict(self, conn: Any, transaction_id: str, verdict: str) -> None:
+        """Record an analyst verdict as an outcome label (the outcomes part implements it)."""
+        raise NotImplementedError

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from riskstream.storage.tables import metadata
 
 #: The newest revision. ``tests/storage/test_migrations.py`` checks it is the script head.
-HEAD = "0006"
+HEAD = "0007"
 #: The revision of the schema ``SQLResultsStore`` created before Alembic was introduced.
 LEGACY = "0001"
 #: pg_advisory_xact_lock key serialising migrations ("rsmg" in ASCII).

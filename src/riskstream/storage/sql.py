@@ -8,7 +8,8 @@ both databases, assembled from its parts:
   :class:`~riskstream.errors.StoreUnavailable` by every method that touches the database;
 * :mod:`riskstream.storage.writer` -- idempotent batch writes (SQLite ``INSERT .. ON
   CONFLICT``, PostgreSQL ``COPY``), alerts, dead letters, labels, model versions;
-* :mod:`riskstream.storage.queries` -- what the API, the dashboard and maintenance read.
+* :mod:`riskstream.storage.queries` -- what the API, the dashboard and maintenance read;
+* :mod:`riskstream.storage.outcomes` -- outcome labels (fraud reported after the fact).
 
 The schema is owned by Alembic (:mod:`riskstream.storage.migrate`); opening a store brings
 the database to the current revision unless told not to. The names tools import from here
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from riskstream.storage.base import ResultsStore
 from riskstream.storage.engine import PG_CONNECT_ARGS, make_engine, outages_reported
 from riskstream.storage.migrate import ensure_schema
+from riskstream.storage.outcomes import OutcomeLabels
 from riskstream.storage.queries import ResultsQueries
 from riskstream.storage.tables import feature_set_id, metadata, scored
 from riskstream.storage.writer import MAX_PAYLOAD_CHARS, ResultsWriter
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class SQLResultsStore(ResultsWriter, ResultsQueries, ResultsStore):
+class SQLResultsStore(ResultsWriter, ResultsQueries, OutcomeLabels, ResultsStore):
     """Results in SQLite or PostgreSQL (see module docstring).
 
     ``migrate=True`` (default) upgrades the schema to the current revision on open; with

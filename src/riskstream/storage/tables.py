@@ -26,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -152,6 +153,22 @@ labels = Table(
     Column("created_at", Float, nullable=False),
     # Revision 0002: the alert this label answers (back-filled by transaction; no FK).
     Column("alert_id", Integer, index=True),
+)
+
+#: Outcome labels (revision 0007): the truth about a transaction, learnt days later (a
+#: chargeback, an analyst's verdict, a customer report). One row per transaction: a re-sent
+#: label changes nothing, a different one replaces it. ``applied`` is the label value folded
+#: into the online label-aware state (NULL: none yet), so a sweep finds what is still to do.
+outcome_labels = Table(
+    "outcome_labels",
+    metadata,
+    Column("transaction_id", _key(128), primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    Column("reported_at", Float, nullable=False),
+    Column("source", String(32)),
+    Column("updated_at", Float, nullable=False),
+    Column("applied", SmallInteger),
+    Index("ix_outcome_labels_reported", "reported_at"),
 )
 
 dead = Table(

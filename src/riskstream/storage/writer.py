@@ -251,4 +251,5 @@ class ResultsWriter(SQLStoreBase):
                 .where(alerts.c.id == alert_id)
                 .values(status=VERDICT_STATUS[verdict])
             )
+            self._label_verdict(conn, tx, verdict)  # the verdict is an outcome label too
         return self.get_alert(alert_id)

@@ -1,8 +1,9 @@
 """One router per resource: ``health`` (``/``, ``/health``, ``/metrics``), ``transactions``
-(``/predict``, ``/transactions``), ``alerts`` (``/alerts``, verdicts), ``users``."""
+(``/predict``, ``/transactions``), ``alerts`` (``/alerts``, verdicts), ``labels`` (outcome
+labels), ``users``."""
 
-from riskstream.api.routes import alerts, health, transactions, users
+from riskstream.api.routes import alerts, health, labels, transactions, users
 
-ROUTERS = (health.router, transactions.router, alerts.router, users.router)
+ROUTERS = (health.router, transactions.router, alerts.router, labels.router, users.router)
 
 __all__ = ["ROUTERS"]

@@ -43,8 +43,10 @@ def alert(alert_id: int, _: Auth, runtime: RuntimeDep) -> dict[str, Any]:
 def label(alert_id: int, body: LabelIn, _: Auth, runtime: RuntimeDep) -> dict[str, Any]:
     """Record a verdict: a label row (who, when, verdict, note) and the alert's status
     (fraud -> ``confirmed``, legitimate -> ``dismissed``). Returns the updated alert."""
-    if runtime.results.label_alert(alert_id, body.verdict, body.analyst, body.note) is None:
+    row = runtime.results.label_alert(alert_id, body.verdict, body.analyst, body.note)
+    if row is None:
         raise HTTPException(404, detail=f"unknown alert {alert_id}")
+    runtime.labels_received([row["transaction_id"]])  # the verdict teaches the features too
     return alert_view(runtime, alert_id)
 
 

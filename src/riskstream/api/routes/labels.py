@@ -1,0 +1,112 @@
+"""Outcome labels: ``POST /labels`` (one, or many at once) and ``GET /labels/{id}``.
+
+A label is the truth about a transaction learnt after the fact (a chargeback, a customer
+report, an analyst's verdict). Stored with the time it was reported, idempotently (re-sending
+changes nothing), and folded into the label-aware features from the next batch on; a label
+for a transaction not seen yet waits for it. Bad items are refused one by one, naming the
+field; the rest go in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from riskstream.api.deps import Auth, RuntimeDep, iso
+from riskstream.schema import validate_labels
+
+router = APIRouter()
+
+#: Labels per call: a day of a large issuer's chargebacks in one request.
+MAX_LABELS = 100_000
+_ITEM = {
+    "type": "object",
+    "required": ["transaction_id", "label"],
+    "properties": {
+        "transaction_id": {"type": "string", "maxLength": 128},
+        "label": {"description": "1 / 0, true / false, or fraud / legitimate",
+                  "examples": [1, "fraud"]},
+        "reported_at": {"description": "ISO-8601 with a zone or epoch seconds; default now",
+                        "examples": ["2024-01-08T09:30:00Z"]},
+        "source": {"type": "string", "maxLength": 32, "examples": ["chargebacks"]},
+    },
+}
+_BODY = {"oneOf": [_ITEM, {"type": "array", "items": _ITEM},
+                   {"type": "object", "properties": {"labels": {"type": "array",
+                                                                "items": _ITEM}}}]}
+
+
+def _refuse(msg: str, loc: list[str | int] | None = None) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": loc or ["body"], "msg": msg}])
+
+
+def _items(body: bytes) -> list[Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _refuse(f"invalid JSON: {exc}") from None
+    if isinstance(value, dict) and "labels" in value:
+        value = value["labels"]
+    elif isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise _refuse("must be a label object, a JSON array of them, or {\"labels\": [...]}")
+    if not 1 <= len(value) <= MAX_LABELS:
+        raise _refuse(f"1 to {MAX_LABELS} labels per call")
+    return value
+
+
+@router.post(
+    "/labels",
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/json": {"schema": _BODY}}}},
+    responses={422: {"description": "not JSON, not labels, or every label invalid"}},
+)
+async def post_labels(request: Request, _: Auth, runtime: RuntimeDep) -> Response:
+    """Store outcome labels; ``new`` / ``updated`` / ``unchanged`` say what each did, and
+    ``errors`` name the field of each refused item (200 when at least one was accepted)."""
+    items = _items(await request.body())
+    objects = [i for i, item in enumerate(items) if isinstance(item, dict)]
+    errors = [{"index": i, "field": "body", "reason": "must be a JSON object"}
+              for i, item in enumerate(items) if not isinstance(item, dict)]
+    frame = pd.DataFrame([items[i] for i in objects])
+    valid, refused = validate_labels(frame, time.time())
+    errors += [{"index": objects[e.index], "field": e.field, "reason": e.reason}
+               for e in refused]
+    errors.sort(key=lambda e: e["index"])
+    sources = frame["source"] if "source" in frame else pd.Series(["api"] * len(frame))
+    source = str(sources.dropna().iloc[0])[:32] if sources.notna().any() else "api"
+    metrics = runtime.metrics
+    if errors:
+        metrics.labels.labels(source, "rejected").inc(len(errors))
+    if not len(valid):
+        raise HTTPException(422, detail=[{"loc": ["body", e["index"], e["field"]],
+                                          "msg": e["reason"]} for e in errors[:100]])
+    counts = runtime.results.upsert_labels(valid, source)
+    metrics.labels.labels(source, "accepted").inc(len(valid))
+    if counts["new"] or counts["updated"]:
+        runtime.labels_received(valid["transaction_id"].tolist())
+    body = {"received": len(items), "accepted": len(valid), **counts,
+            "rejected": len(errors), "errors": errors[:1000]}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/labels/{transaction_id}")
+def get_label(transaction_id: str, _: Auth, runtime: RuntimeDep) -> dict[str, Any]:
+    """The stored outcome label of a transaction (404 if none), and whether the online
+    label-aware state holds it yet."""
+    row = runtime.results.get_label(transaction_id)
+    if row is None:
+        raise HTTPException(404, detail=f"no label for transaction {transaction_id!r}")
+    return {
+        "transaction_id": transaction_id,
+        "label": int(row["label"]),
+        "reported_at": iso(float(row["reported_at"])),
+        "source": row["source"],
+        "applied": row["applied"] == row["label"],
+    }
