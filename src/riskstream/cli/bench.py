@@ -26,6 +26,7 @@ def run_core_bench(
     users: int = 20_000,
     seed: int = 1,
     detectors: str | None = None,
+    supervised: bool = False,
 ) -> dict[str, Any]:
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -40,15 +41,26 @@ def run_core_bench(
     # The simulator averages ~2 transactions per user per day; ask for 20 % more days than
     # that needs and cut to exactly ``rows``: half warms up and trains, half is timed.
     days = max(1.0, 1.2 * 2 * rows / (users * 2.0))
-    frame = simulate(SimConfig(n_users=users, n_merchants=max(50, users // 10), days=days,
-                               seed=seed)).drop(columns=["label", "scenario"])
-    frame = frame.iloc[: 2 * rows]
+    history = simulate(SimConfig(n_users=users, n_merchants=max(50, users // 10), days=days,
+                                 seed=seed)).iloc[: 2 * rows]
+    frame = history.drop(columns=["label", "scenario"])
     half = len(frame) // 2
     valid, _, _ = replay.prepare(frame)
     from riskstream.models.bundle import parse_detectors
 
+    labels = None
+    if supervised:  # every label reported two days after its transaction
+        import pandas as pd
+
+        labels = pd.DataFrame({
+            "transaction_id": history["transaction_id"].astype(str).to_numpy(),
+            "label": history["label"].to_numpy(),
+            "reported_at": valid.set_index("transaction_id")["timestamp"]
+            .reindex(history["transaction_id"].astype(str)).to_numpy() + 2 * 86400.0,
+        })
     bundle = replay.train(valid.iloc[:half],
-                          detectors=parse_detectors(detectors) if detectors else None)
+                          detectors=parse_detectors(detectors) if detectors else None,
+                          labels=labels)
     core = ScoringCore(bundle, InMemoryStateStore())
     warm = core.score(valid.iloc[:half])  # warms state and JIT, not timed
     core.commit(warm)
@@ -65,6 +77,7 @@ def run_core_bench(
     return {
         "benchmark": "core (features + detectors + calibration + reasons), in-process",
         "detectors": ",".join(f"{m.name}:{m.weight:g}" for m in bundle.members),
+        "supervised": bundle.supervised is not None,
         "transactions": len(test),
         "batch_size": batch_size,
         "users": users,
@@ -89,11 +102,15 @@ def bench(
     detectors: Annotated[
         str | None, typer.Option(help="Ensemble to benchmark, e.g. 'seed' (default: IF)")
     ] = None,
+    supervised: Annotated[
+        bool, typer.Option(help="Train with the simulator's labels: the trees beside the detectors")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
     """Benchmark the scoring core in-process (features + scoring), pinned to one core."""
     result = run_core_bench(
-        rows=rows, batch_size=batch_size, users=users, seed=seed, detectors=detectors
+        rows=rows, batch_size=batch_size, users=users, seed=seed, detectors=detectors,
+        supervised=supervised,
     )
     typer.echo(json.dumps(result, indent=2))
     if json_out:

@@ -40,3 +40,31 @@ def parse_time(value: str | None) -> float | None:
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+LABELS = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="Outcome labels: CSV/Parquet transaction_id,label[,reported_at] (ISO-8601 UTC; "
+        "default now). A label counts only for events after its reported_at.",
+    ),
+]
+
+
+def load_labels(path: Path | None) -> Any:
+    """The valid rows of a labels file (``None`` without one); refused rows are reported."""
+    if path is None:
+        return None
+    import time
+
+    from riskstream.io import read_labels
+    from riskstream.schema import validate_labels
+
+    frame, errors = validate_labels(read_labels(path), time.time())
+    if errors:
+        typer.echo(f"{len(errors):,} label rows refused, e.g. row {errors[0].index}: "
+                   f"{errors[0].field}: {errors[0].reason}", err=True)
+    if not len(frame):
+        raise typer.BadParameter(f"no valid label in {path}", param_hint="--labels")
+    return frame

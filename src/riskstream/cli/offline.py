@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from riskstream.cli.common import HOME, load_settings, parse_time
+from riskstream.cli.common import HOME, LABELS, load_labels, load_settings, parse_time
 
 
 def simulate(
@@ -52,9 +52,14 @@ def score(
     map: Annotated[str | None, typer.Option("--map")] = None,
     review: float = 0.99,
     block: float = 0.999,
+    labels: LABELS = None,
     home: HOME = None,
 ) -> None:
-    """Replay a whole file through the scoring core; one output row per input row."""
+    """Replay a whole file through the scoring core; one output row per input row.
+
+    With ``--labels`` the label-aware features see each label from its ``reported_at`` on,
+    as online; a row's own label never reaches its score.
+    """
     from riskstream.io import read_transactions
     from riskstream.models import ModelBundle
     from riskstream.offline import replay
@@ -63,7 +68,7 @@ def score(
     t0 = time.perf_counter()
     bundle = ModelBundle.load(model or load_settings(home=home).resolved_model_path())
     frame = read_transactions(input, map)
-    out = replay.score(frame, bundle, Thresholds(review, block))
+    out = replay.score(frame, bundle, Thresholds(review, block), labels=load_labels(labels))
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.name.endswith(".parquet"):
         out.to_parquet(output, index=False)
@@ -111,6 +116,13 @@ def evaluate(
     baselines: Annotated[
         str | None, typer.Option(help="'fdh' adds the handbook's supervised baselines")
     ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="every: every row of --start..--end | handbook: less the cards already known "
+            "compromised (7-day label delay, the handbook's test set; needs --start) | both"
+        ),
+    ] = "every",
     home: HOME = None,
 ) -> None:
     """Detection quality on labelled data: AP, ROC AUC, budgets, CP@100, per scenario.
@@ -123,7 +135,12 @@ def evaluate(
     from riskstream.io import read_transactions
     from riskstream.models.registry import load_model
     from riskstream.offline import replay
-    from riskstream.offline.evaluate import FDH_BASELINES, evaluation_rows
+    from riskstream.offline.evaluate import (
+        DAY_S,
+        FDH_BASELINES,
+        evaluation_rows,
+        handbook_view,
+    )
     from riskstream.offline.evaluation import evaluate as evaluate_frame
     from riskstream.offline.evaluation import write_report
 
@@ -137,19 +154,35 @@ def evaluate(
     else:
         scored = pd.read_parquet(input) if input.name.endswith(".parquet") else pd.read_csv(input)
         runs = [(name, scored)]
+    if protocol not in ("every", "handbook", "both"):
+        raise typer.BadParameter("one of every, handbook, both", param_hint="--protocol")
+    lo, hi = parse_time(start), parse_time(end)
+    if protocol != "every" and lo is None:
+        raise typer.BadParameter("the handbook protocol needs --start", param_hint="--protocol")
+    views = ["every", "handbook"] if protocol == "both" else [protocol]
     results, curves = [], {}
-    for label, frame in runs:
-        try:
-            frame = evaluation_rows(frame, score_col, parse_time(start), parse_time(end))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-        members = [c for c in frame.columns if c.startswith("score_")] if per_detector else []
-        columns = [(label, score_col)] + (
-            [(f"{label} / {c[6:]}", c) for c in members] if len(members) > 1 else []
-        )
-        for row_name, col in columns:
-            results.append(evaluate_frame(frame, score_col=col, name=row_name))
-            curves[row_name] = (frame["label"].to_numpy(), frame[col].to_numpy())
+    for label, scored_frame in runs:
+        for view in views:
+            try:
+                if view == "every":
+                    frame = evaluation_rows(scored_frame, score_col, lo, hi)
+                else:  # the two weeks before the test are read for the known-compromised cards
+                    assert lo is not None
+                    history = evaluation_rows(scored_frame, score_col, lo - 14 * DAY_S, hi)
+                    days = 7 if hi is None else max(round((hi - lo) / DAY_S), 1)
+                    frame = handbook_view(history, lo, test_days=days)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            name_v = label if len(views) == 1 else f"{label} ({view})"
+            members = (
+                [c for c in frame.columns if c.startswith("score_")] if per_detector else []
+            )
+            columns = [(name_v, score_col)] + (
+                [(f"{name_v} / {c[6:]}", c) for c in members] if len(members) > 1 else []
+            )
+            for row_name, col in columns:
+                results.append(evaluate_frame(frame, score_col=col, name=row_name))
+                curves[row_name] = (frame["label"].to_numpy(), frame[col].to_numpy())
     base = FDH_BASELINES if baselines == "fdh" else None
     paths = write_report(results, curves, out, baselines=base)
     typer.echo(paths["markdown"].read_text())
