@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from riskstream.cli.common import HOME, load_settings, parse_time, setup_logging
+from riskstream.cli.common import (
+    DB_URL,
+    HOME,
+    LABELS,
+    load_labels,
+    load_settings,
+    parse_time,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from riskstream.settings import Settings
 
 
 def train(
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet history")],
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="CSV/Parquet history")
+    ] = None,
+    from_db: Annotated[
+        bool,
+        typer.Option(
+            "--from-db",
+            help="Train on the stored transactions and outcome labels (instead of --input)",
+        ),
+    ] = False,
     model_out: Annotated[
         Path | None, typer.Option(help="Default: RISKSTREAM_HOME/models/current.npz")
     ] = None,
@@ -39,22 +59,43 @@ def train(
     validation_days: Annotated[
         float, typer.Option(help="Days after --until scored for validation metrics")
     ] = 7.0,
+    labels: LABELS = None,
     trees: int = 100,
     max_samples: int = 2048,
     seed: int = 0,
+    db_url: DB_URL = None,
     home: HOME = None,
 ) -> None:
-    """Fit the detector by replaying a file in time order (labels never reach training)."""
+    """Fit the detector by replaying a file (or, ``--from-db``, the stored history) in time
+    order.
+
+    A ``label`` column of the input never reaches training (it only scores the validation
+    window). Outcome labels given with ``--labels`` do: the label-aware features replay them
+    as they were reported, and gradient-boosted trees learn from those of the rows before
+    ``--until``, beside the unsupervised detectors.
+    """
     from riskstream.io import read_transactions
     from riskstream.models.bundle import FEATURE_SETS, parse_detectors
     from riskstream.models.iforest import IsolationForestDetector
     from riskstream.offline import replay
 
     setup_logging()
+    if (input is None) == (not from_db):
+        raise typer.BadParameter("give one of --input FILE and --from-db", param_hint="--input")
     model_features = FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(","))
     t0 = time.perf_counter()
-    frame = read_transactions(input, map)
-    # Labels never reach training; they are kept aside for the validation metrics only.
+    config = load_settings(home=home, db_url=db_url)
+    outcomes = load_labels(labels)
+    if from_db:
+        frame, stored = _stored_data(config)
+        outcomes = outcomes if outcomes is not None else (stored if len(stored) else None)
+        source = "results store"
+    else:
+        assert input is not None
+        frame = read_transactions(input, map)
+        source = str(input)
+    # The input's own label column never reaches training: it is kept aside for the validation
+    # metrics only.
     labels = frame if "label" in frame.columns else None
     frame = frame.drop(columns=[c for c in ("label", "scenario") if c in frame.columns])
     bundle = replay.train(
@@ -65,16 +106,20 @@ def train(
         detector=None if detectors else IsolationForestDetector(trees, max_samples, seed),
         detectors=parse_detectors(detectors) if detectors else None,
         combine_rule=combine,
+        labels=outcomes,
     )
-    bundle.info["source"] = str(input)
-    config = load_settings(home=home)
+    bundle.info["source"] = source
+    if "supervised" in bundle.info:
+        typer.echo(f"supervised: {bundle.info['supervised']}")
     out = model_out or config.resolved_model_path()
     bundle.save(out)
     if register:
         from riskstream.models.registry import Registry, parse_model_uri
         from riskstream.offline.evaluate import validation_metrics
 
-        metrics = validation_metrics(labels, bundle, parse_time(until), validation_days)
+        metrics = validation_metrics(
+            labels, bundle, parse_time(until), validation_days, outcomes
+        )
         target = parse_model_uri(config.model_uri)
         registry = Registry(config.home, name=target[0] if target else "riskstream-detector")
         version = registry.register(
@@ -84,7 +129,7 @@ def train(
             params={
                 "since": since,
                 "until": until,
-                "input": str(input),
+                "input": source,
                 "trees": trees,
                 "max_samples": max_samples,
                 "seed": seed,
@@ -101,8 +146,6 @@ def train(
     )
 
 
-
-
 def promote(
     version: Annotated[
         str | None, typer.Argument(help="Registry version (default: @challenger)")
@@ -116,8 +159,6 @@ def promote(
     typer.echo(f"version {done} is now @champion")
 
 
-
-
 def models(home: HOME = None) -> None:
     """List registered model versions and their aliases."""
     from riskstream.models.registry import Registry
@@ -127,9 +168,84 @@ def models(home: HOME = None) -> None:
         typer.echo(f"v{row['version']:>3}  {row['model_version']:<40} {aliases}")
 
 
+def _stored_data(config: Settings) -> tuple[Any, Any]:
+    """The results store's transactions and outcome labels."""
+    from riskstream.offline.retrain import stored_data
+    from riskstream.service.runtime import open_results
+
+    results = open_results(config)
+    try:
+        return stored_data(results)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from-db") from None
+    finally:
+        results.close()
+
+
+def retrain(
+    delay_days: Annotated[
+        float, typer.Option(help="Label delay: the gate window ends this long before the newest "
+                            "stored transaction")
+    ] = 7.0,
+    window_days: Annotated[float, typer.Option(help="Length of the gate window")] = 7.0,
+    gate: Annotated[
+        bool, typer.Option(help="Promote only if AP on the gate window does not drop")
+    ] = True,
+    features: Annotated[
+        str, typer.Option(help="Feature set: default | amount | comma list")
+    ] = "default",
+    detectors: Annotated[
+        str | None,
+        typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
+    ] = None,
+    db_url: DB_URL = None,
+    home: HOME = None,
+) -> None:
+    """Retrain on the stored transactions and outcome labels; promote past the gate.
+
+    For cron (or the worker's own schedule, ``RISKSTREAM_RETRAIN_EVERY_S``): trains a
+    challenger on the stored history before the gate window, scores the window with it and
+    with the champion, registers it (metrics ``gate_*`` in MLflow) and promotes it only when
+    its average precision there is not below the champion's. Exit code 0 either way.
+    """
+    import json
+
+    from riskstream.models.bundle import FEATURE_SETS, parse_detectors
+    from riskstream.models.registry import CHAMPION, Registry, parse_model_uri
+    from riskstream.offline.retrain import retrain as run_retrain
+
+    setup_logging()
+    config = load_settings(home=home, db_url=db_url)
+    frame, labels = _stored_data(config)
+    target = parse_model_uri(config.model_uri)
+    registry = Registry(config.home, name=target[0] if target else "riskstream-detector")
+    current = registry.resolve(CHAMPION)
+    result = run_retrain(
+        frame,
+        labels if len(labels) else None,
+        None if current is None else current.bundle,
+        delay_days=delay_days,
+        window_days=window_days,
+        gate=gate,
+        model_features=FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(",")),
+        detectors=parse_detectors(detectors) if detectors else None,
+    )
+    out = config.home / "models" / f"{result.bundle.version}.npz"
+    result.bundle.save(out)
+    version = registry.register(
+        out,
+        result.bundle,
+        metrics=result.metrics(),
+        params={"source": "results store", "gate_window_start": result.window[0],
+                "gate_window_end": result.window[1], "gate_reason": result.reason},
+    )
+    if result.promote:
+        registry.promote(version)
+    typer.echo(json.dumps({"version": version, **result.report()}))
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(retrain)
     app.command()(train)
     app.command()(promote)
     app.command()(models)
