@@ -6,7 +6,10 @@ Exported names (the Grafana dashboard and its test rely on them):
 ``batch_size``, ``dead_letters_total{reason}``, ``model_info{version}``, ``state_users``,
 ``late_events_total``, ``pipeline_up{component}``, ``labels_total{source,outcome}``
 (outcome labels received: ``accepted`` or ``rejected``), ``labels_applied_total`` (label
-changes folded into the label-aware state).
+changes folded into the label-aware state), ``alert_precision{window}`` (share of the alerts
+with an outcome that were fraud) and ``fraud_recall{window}`` (share of the reported frauds
+that had raised an alert), over the last ``7d`` / ``30d`` of transaction time (NaN: nothing
+to divide by yet).
 
 Kafka workers add ``kafka_consumer_lag{topic,partition}`` (messages behind the high watermark
 reported with fetched messages), ``end_to_end_latency_seconds`` (broker timestamp of an input
@@ -18,6 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Alert-quality gauge windows, in days of transaction time.
+QUALITY_WINDOWS = {"7d": 7, "30d": 30}
 
 
 class Metrics:
@@ -56,6 +62,17 @@ class Metrics:
             "labels_applied", "Outcome-label changes folded into the label-aware state",
             registry=r,
         )
+        self.alert_precision = Gauge(
+            "alert_precision", "Alerts with an outcome label that were fraud (share), by window",
+            ["window"], registry=r,
+        )
+        self.fraud_recall = Gauge(
+            "fraud_recall", "Reported frauds that had raised an alert (share), by window",
+            ["window"], registry=r,
+        )
+        for window in QUALITY_WINDOWS:
+            self.alert_precision.labels(window).set(float("nan"))
+            self.fraud_recall.labels(window).set(float("nan"))
         for decision in ("review", "block"):
             self.anomalies.labels(decision)
         # -- Kafka workers (docs/streaming.md) ------------------------------------------------

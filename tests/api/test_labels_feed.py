@@ -100,3 +100,25 @@ def test_zero_amount_authorisations_are_scored_negative_refused(
     bad = client.post("/predict", json=make_tx(transaction_id="neg", amount=-1))
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "amount"]
+
+
+def test_alert_quality_per_day_in_the_api_the_dashboard_and_metrics(
+    client: TestClient, runtime: Any
+) -> None:
+    empty = client.get("/labels/quality").json()
+    assert empty["days"] == [] or empty["totals"]["resolved"] == 0
+    client.post("/labels", json=[{"transaction_id": "tx-2", "label": 1},
+                                 {"transaction_id": "tx-3", "label": 0},
+                                 {"transaction_id": "tx-1", "label": 1}])
+    body = client.get("/labels/quality?days=7").json()
+    [day] = body["days"]  # the three transactions are minutes apart
+    assert (day["alerts"], day["resolved"], day["confirmed"]) == (2, 2, 1)
+    assert (day["frauds_reported"], day["frauds_alerted"], day["frauds_missed"]) == (2, 1, 1)
+    assert day["precision"] == 0.5 and day["recall"] == 0.5
+    assert body["totals"]["precision"] == 0.5
+    assert client.get("/dashboard/api/quality").json()["days"] == body["days"]
+    assert client.get("/labels/quality?days=0").status_code == 422
+    runtime.refresh_quality(force=True)
+    text = client.get("/metrics").text
+    assert 'alert_precision{window="7d"} 0.5' in text
+    assert 'fraud_recall{window="30d"} 0.5' in text

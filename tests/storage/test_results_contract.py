@@ -273,6 +273,7 @@ CALLS: dict[str, Callable[[ResultsStore], Any]] = {
     "get_label": lambda s: s.get_label("tx-00000"),
     "labels_frame": lambda s: s.labels_frame(),
     "label_counts": lambda s: s.label_counts(),
+    "alert_quality": lambda s: s.alert_quality(),
 }
 
 
@@ -480,3 +481,35 @@ def test_an_analyst_verdict_becomes_an_outcome_label(store: SQLResultsStore) -> 
     store.label_alert(alert_id, "fraud")  # a correction replaces it
     got = store.get_label("tx-00004")
     assert got is not None and got["label"] == 1
+
+
+def test_alert_quality_per_day_from_outcome_labels(store: SQLResultsStore) -> None:
+    day = 86_400.0
+    base = (T0 // day) * day  # midnight UTC before T0
+    at = {i: base + (i // 10) * day + 3600 + i for i in range(30)}  # 10 a day, 3 days
+    rows = [row(i, timestamp=at[i], decision="review" if i % 10 < 4 else "allow")
+            for i in range(30)]
+    write(store, rows)
+    # Day 0: 4 alerts, 3 resolved (2 fraud, 1 legitimate); one fraud not alerted (missed).
+    # Day 1: 4 alerts, none resolved; frauds: none reported. Day 2: 1 of 4 alerts fraud.
+    store.upsert_labels(labels_of(("tx-00000", 1, T0), ("tx-00001", 1, T0), ("tx-00002", 0, T0),
+                                  ("tx-00007", 1, T0), ("tx-00020", 1, T0),
+                                  ("tx-00099", 1, T0)), "api")  # tx-00099: not stored yet
+    days = store.alert_quality()
+    assert [d["day"] for d in days] == [
+        pd.Timestamp(base + k * day, unit="s").date().isoformat() for k in range(3)]
+    d0, d1, d2 = days
+    assert (d0["alerts"], d0["resolved"], d0["confirmed"]) == (4, 3, 2)
+    assert d0["precision"] == pytest.approx(2 / 3)
+    assert (d0["frauds_reported"], d0["frauds_alerted"], d0["frauds_missed"]) == (3, 2, 1)
+    assert d0["recall"] == pytest.approx(2 / 3)
+    assert (d1["alerts"], d1["resolved"], d1["precision"], d1["recall"]) == (4, 0, None, None)
+    assert (d2["confirmed"], d2["frauds_reported"], d2["recall"]) == (1, 1, 1.0)
+    # [since, until) keeps whole days by transaction time.
+    assert [d["day"] for d in store.alert_quality(since=base + day, until=base + 2 * day)] == [
+        d1["day"]]
+    from riskstream.storage.outcomes import alert_quality_summary
+
+    summary = alert_quality_summary(store, days=2, now=base + 2 * day + 60)
+    assert [d["day"] for d in summary["days"]] == [d1["day"], d2["day"]]
+    assert summary["totals"]["alerts"] == 8 and summary["totals"]["precision"] == 1.0

@@ -37,6 +37,7 @@ from riskstream.dashboard.feed import FeedFilter, FeedHub, sse_events
 from riskstream.dashboard.summary import WINDOW_S, build_summary
 from riskstream.scoring.reasons import CODES
 from riskstream.service.runtime import Runtime
+from riskstream.storage.outcomes import alert_quality_summary
 
 #: Summary responses are reused for this long: charts refresh every few seconds anyway.
 SUMMARY_TTL_S = 2.0
@@ -134,6 +135,11 @@ def mount_dashboard(app: FastAPI, runtime: Runtime, auth: Callable[..., None]) -
                 cache.clear()
             cache[window_s] = (now, result)
         return result
+
+    @data.get("/dashboard/api/quality")
+    def quality(days: Annotated[int, Query(ge=1, le=366)] = 14) -> dict[str, Any]:
+        """Alert quality from outcome labels, per day (as ``GET /labels/quality``)."""
+        return alert_quality_summary(runtime.results, days)
 
     @data.get("/dashboard/api/alerts")
     def queue(

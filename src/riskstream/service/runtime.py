@@ -12,18 +12,22 @@ from pathlib import Path
 
 from riskstream.errors import ConfigurationError, Unavailable
 from riskstream.features import InMemoryStateStore, LabelChanges, StateStore
-from riskstream.metrics import Metrics
+from riskstream.metrics import QUALITY_WINDOWS, Metrics
 from riskstream.models.bundle import ModelBundle
 from riskstream.models.registry import CHAMPION, ModelWatcher, Registry, parse_model_uri
 from riskstream.pipeline import Pipeline, ResultWriter
 from riskstream.scoring.core import ScoringCore, Thresholds
 from riskstream.settings import Settings
 from riskstream.storage import ResultsStore, SQLResultsStore
+from riskstream.storage.outcomes import alert_quality_summary
 
 log = logging.getLogger("riskstream")
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: Seconds between refreshes of the alert-quality gauges: two aggregate queries over 30
+#: days; labels arrive over days, so a minute is fresh enough.
+QUALITY_EVERY_S = 60.0
 
 
 def open_state(settings: Settings) -> StateStore:
@@ -109,6 +113,7 @@ class Runtime:
     #: end on it, so they never hold up the server's shutdown. close() sets it first.
     stopping: threading.Event = field(default_factory=threading.Event)
     _label_sweep_at: float = field(default=-float("inf"), repr=False)
+    _quality_at: float = field(default=-float("inf"), repr=False)
     _retrain_at: float = field(default_factory=time.monotonic, repr=False)
     _retrain: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -204,6 +209,24 @@ class Runtime:
         if not rows:
             return 0
         return self.core.queue_labels(LabelChanges.from_records(rows, at=-float("inf")))
+
+    def refresh_quality(self, force: bool = False) -> None:
+        """Every :data:`QUALITY_EVERY_S`: the alert-precision and fraud-recall gauges from the
+        stored alerts and outcome labels (between batches, and when ``/metrics`` is read)."""
+        now = time.monotonic()
+        if not force and now - self._quality_at < QUALITY_EVERY_S:
+            return
+        self._quality_at = now
+        try:
+            for window, days in QUALITY_WINDOWS.items():
+                totals = alert_quality_summary(self.results, days)["totals"]
+                nan = float("nan")
+                precision, recall = totals["precision"], totals["recall"]
+                self.metrics.alert_precision.labels(window).set(
+                    nan if precision is None else precision)
+                self.metrics.fraud_recall.labels(window).set(nan if recall is None else recall)
+        except Unavailable as exc:
+            log.warning("alert quality not refreshed (%s)", exc)
 
     # -- retraining ---------------------------------------------------------------------------
     def maybe_retrain(self) -> bool:

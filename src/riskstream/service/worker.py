@@ -132,6 +132,7 @@ class KafkaWorker:
         rt.sweep_labels(force=True)  # labels imported while the worker was down
         self.pipeline.between_batches.append(rt.sweep_labels)
         self.pipeline.between_batches.append(rt.maybe_retrain)
+        self.pipeline.between_batches.append(rt.refresh_quality)
         self._status_at = time.monotonic()
         self.pipeline.between_batches.append(self._status)
         self._closed = False

@@ -240,8 +240,32 @@ def _quality_row(day: int, counts: dict[str, Any]) -> dict[str, Any]:
     resolved, reported = counts["resolved"], counts["frauds_reported"]
     return {
         "day": dt.datetime.fromtimestamp(day * DAY_S, dt.UTC).date().isoformat(),
-        **counts,
+        **{k: counts[k] for k in ("alerts", "resolved", "confirmed", "frauds_reported",
+                                  "frauds_alerted")},
         "frauds_missed": reported - counts["frauds_alerted"],
         "precision": counts["confirmed"] / resolved if resolved else None,
         "recall": counts["frauds_alerted"] / reported if reported else None,
     }
+
+
+def alert_quality_summary(
+    store: Any, days: int = 14, now: float | None = None
+) -> dict[str, Any]:
+    """The last ``days`` UTC days of :meth:`ResultsStore.alert_quality`, and their totals
+    with the window's precision and recall. The days end at ``now``, by default the newest
+    stored transaction's time: the data's clock, so a backfill or a simulated stream reads
+    its own recent days. A store without outcome labels gives no days."""
+    import math
+
+    if now is None:
+        newest = store.latest_transactions(1)
+        now = float(newest[0]["timestamp"]) if newest else time.time()
+    since = float((math.floor(now / DAY_S) - days + 1) * DAY_S)
+    try:
+        rows = store.alert_quality(since=since)
+    except NotImplementedError:
+        rows = []
+    keys = ("alerts", "resolved", "confirmed", "frauds_reported", "frauds_alerted")
+    totals = {k: sum(r[k] for r in rows) for k in keys}
+    return {"days": rows, "since": since, "until": now,
+            "totals": _quality_row(0, totals) | {"day": None}}

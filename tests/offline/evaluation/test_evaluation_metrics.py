@@ -312,8 +312,14 @@ def test_evaluate_keys_values_and_json() -> None:
     result = evaluate(frame, name="champion")
     assert set(result) == {
         "name", "n", "n_fraud", "fraud_rate", "period", "average_precision", "roc_auc",
-        "card_precision_at_100", "cp100_per_day", "budgets", "scenarios",
+        "card_precision_at_100", "cp100_per_day", "budgets", "scenarios", "alert_quality",
     }  # fmt: skip
+    assert result["alert_quality"] == []  # no decision column
+    with_decisions = evaluate(frame.assign(decision=["review"] * 3 + ["allow"] * 7))
+    days = with_decisions["alert_quality"]
+    assert sum(d["alerts"] for d in days) == 3
+    assert sum(d["frauds"] for d in days) == 5
+    assert all(d["confirmed"] + d["frauds_missed"] == d["frauds"] for d in days)
     assert result["name"] == "champion"
     assert (result["n"], result["n_fraud"], result["fraud_rate"]) == (10, 5, 0.5)
     assert result["period"] == {"start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:40Z"}

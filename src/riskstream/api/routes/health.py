@@ -67,4 +67,5 @@ def health(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(runtime: RuntimeDep) -> Response:
+    runtime.refresh_quality()
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,15 +10,16 @@ field; the rest go in.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from riskstream.api.deps import Auth, RuntimeDep, iso
 from riskstream.schema import validate_labels
+from riskstream.storage.outcomes import alert_quality_summary
 
 router = APIRouter()
 
@@ -94,6 +95,16 @@ async def post_labels(request: Request, _: Auth, runtime: RuntimeDep) -> Respons
     body = {"received": len(items), "accepted": len(valid), **counts,
             "rejected": len(errors), "errors": errors[:1000]}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/labels/quality")
+def label_quality(
+    _: Auth, runtime: RuntimeDep, days: Annotated[int, Query(ge=1, le=366)] = 14
+) -> dict[str, Any]:
+    """Alert quality learnt from outcome labels, per UTC day of transaction time (the last
+    ``days``, today included): alerts, those resolved (with an outcome), confirmed fraud,
+    ``precision``; frauds reported, alerted, missed, ``recall``; and the window's totals."""
+    return alert_quality_summary(runtime.results, days)
 
 
 @router.get("/labels/{transaction_id}")

@@ -10,6 +10,8 @@
   const FEED_ROWS = 200;
   const QUEUE_REFRESH_MS = 4000;
   const SUMMARY_REFRESH_MS = 5000;
+  /** Outcome labels arrive over days: the alert-quality table needs no faster refresh. */
+  const QUALITY_REFRESH_MS = 60000;
   const COLORS = { allow: "#4ade80", review: "#f59e0b", block: "#ef4444", accent: "#38bdf8", violet: "#a78bfa" };
   const $ = (id) => document.getElementById(id);
 
@@ -426,6 +428,22 @@
     } catch (e) { /* next refresh will retry */ }
   }
 
+  // ---------------------------------------------------------------- alert quality (labels)
+  async function loadQuality() {
+    try {
+      const q = await api("/dashboard/api/quality");
+      const t = q.totals;
+      const row = (d, label) => `<tr${label ? ' class="total"' : ""}><td>${esc(label || d.day)}</td>` +
+        [d.alerts, d.resolved].map((v) => `<td class="num">${v.toLocaleString()}</td>`).join("") +
+        `<td class="num">${pct(d.precision)}</td>` +
+        [d.frauds_reported, d.frauds_alerted, d.frauds_missed].map((v) => `<td class="num">${v.toLocaleString()}</td>`).join("") +
+        `<td class="num">${pct(d.recall)}</td></tr>`;
+      $("quality-body").innerHTML = q.days.length
+        ? q.days.slice().reverse().map((d) => row(d)).join("") + row(t, `${q.days.length} days`)
+        : '<tr><td colspan="8" class="empty">no outcome labels yet</td></tr>';
+    } catch (e) { /* next refresh will retry */ }
+  }
+
   for (const b of document.querySelectorAll(".seg button")) {
     b.addEventListener("click", () => {
       locationBy = b.dataset.by;
@@ -440,7 +458,9 @@
   resetFeed();
   loadQueue(true);
   loadSummary();
+  loadQuality();
   setInterval(feedStats, 1000);
+  setInterval(() => { if (!document.hidden) loadQuality(); }, QUALITY_REFRESH_MS);
   setInterval(() => { if (!document.hidden) loadQueue(false); }, QUEUE_REFRESH_MS);
   setInterval(() => { if (!document.hidden) loadSummary(); }, SUMMARY_REFRESH_MS);
 })();

@@ -445,6 +445,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Decisions that raise an alert (the analyst's queue).
+ALERT_DECISIONS = ("review", "block")
+
+
+def alert_quality(frame: pd.DataFrame, labels: np.ndarray, ts: np.ndarray) -> list[dict[str, Any]]:
+    """Per UTC day: the rows the model's ``decision`` alerted on, how many were fraud
+    (``precision``), and the day's frauds alerted and missed (``recall``); the offline
+    counterpart of the results store's ``alert_quality`` (here every row has its outcome).
+    Empty without a ``decision`` column.
+
+    >>> frame = pd.DataFrame({"decision": ["review", "allow", "block", "allow"]})
+    >>> [(d["alerts"], d["precision"], d["frauds_missed"], d["recall"]) for d in alert_quality(
+    ...     frame, np.array([1, 1, 0, 0]), np.array([0.0, 10.0, 20.0, 86_400.0]))]
+    [(2, 0.5, 1, 0.5), (0, None, 0, None)]
+    """
+    if "decision" not in frame.columns or not len(frame):
+        return []
+    alerted = frame["decision"].isin(ALERT_DECISIONS).to_numpy()
+    fraud = np.asarray(labels) > 0
+    day = np.floor(ts / 86_400.0).astype(np.int64)
+    days, index = np.unique(day, return_inverse=True)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=mask.astype(np.float64), minlength=len(days))
+
+    n_alerts, hits, frauds = count(alerted), count(alerted & fraud), count(fraud)
+    out = []
+    for k, d in enumerate(days):
+        a, h, f = int(n_alerts[k]), int(hits[k]), int(frauds[k])
+        out.append({"day": _iso_utc(float(d) * 86_400.0)[:10], "alerts": a, "confirmed": h,
+                    "precision": h / a if a else None, "frauds": f, "frauds_missed": f - h,
+                    "recall": h / f if f else None})
+    return out
+
+
 def evaluate(
     frame: pd.DataFrame,
     score_col: str = "score",
@@ -456,8 +491,10 @@ def evaluate(
     Keys: ``name``, ``n``, ``n_fraud``, ``fraud_rate``, ``period`` (``{"start", "end"}``, ISO
     8601 UTC), ``average_precision``, ``roc_auc``, ``card_precision_at_100`` (mean over days)
     with ``cp100_per_day``, ``budgets`` (``{"0.5%": {"precision", "recall", "alerts"}, ...}``)
-    and ``scenarios`` (``{name: {"n", "ap", "recall_at": {"0.5%": r, ...}}}``; empty without a
-    ``scenario`` column). Undefined metrics are ``None``. One sort serves all ranking metrics,
+    , ``scenarios`` (``{name: {"n", "ap", "recall_at": {"0.5%": r, ...}}}``; empty without a
+    ``scenario`` column) and ``alert_quality`` (:func:`alert_quality`: per day, the precision
+    of the alerts the served decisions raised and the recall of the frauds; empty without a
+    ``decision`` column). Undefined metrics are ``None``. One sort serves all ranking metrics,
     so millions of rows take seconds at most.
 
     >>> frame = pd.DataFrame({"score": [0.9, 0.1, 0.8, 0.2], "label": [1, 0, 0, 1],
@@ -499,5 +536,6 @@ def evaluate(
             "cp100_per_day": cp_days,
             "budgets": budget_stats,
             "scenarios": scenarios,
+            "alert_quality": alert_quality(frame, labels, ts),
         }
     )

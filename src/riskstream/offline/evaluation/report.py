@@ -133,6 +133,21 @@ def _overall(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return _table(header, rows)
 
 
+def _alert_days(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per day, each model's alerts (its decisions): precision and the frauds' recall."""
+    rows = [
+        [_text(d["day"]), _text(r.get("name", DASH)), _cell(d["alerts"]), _cell(d["confirmed"]),
+         _cell(d["precision"]), _cell(d["frauds"]), _cell(d["frauds_missed"]),
+         _cell(d["recall"])]
+        for r in results for d in (r.get("alert_quality") or [])
+    ]
+    if not rows:
+        return []
+    header = ["day (UTC)", "model", "alerts", "fraud", "precision", "frauds", "missed", "recall"]
+    return ["## Alerts per day (the decisions served: review or block)", "",
+            *_table(header, rows), ""]
+
+
 def _scenarios(results: Sequence[Mapping[str, Any]]) -> list[str]:
     names = sorted({s for r in results for s in (r.get("scenarios") or {})})
     if not names:
@@ -190,6 +205,7 @@ def format_markdown(
     """
     lines = [f"# {title}", "", "## Overall", "", *_overall(results), ""]
     lines += _scenarios(results)
+    lines += _alert_days(results)
     if baselines:
         lines += _baselines(baselines)
     lines.append(_DEFINITIONS)
