@@ -99,3 +99,26 @@ def test_label_state_survives_a_restart_without_double_counting(
         np.testing.assert_array_equal(again.core.state.get("merchant_label", "m1"), saved)
     finally:
         again.close()
+
+
+def test_an_idle_stream_folds_waiting_labels_in_without_traffic(
+    make_runtime: Callable[..., Any], make_frame: Callable[..., pd.DataFrame]
+) -> None:
+    from riskstream.pipeline import Pipeline
+    from riskstream.transport import InProcessQueue
+
+    rt = make_runtime()
+    pipe = Pipeline(rt.core, InProcessQueue(), rt.results, rt.metrics, lock=rt.lock)
+    record(rt, make_frame, "a", T0)
+    assert not pipe.apply_waiting_labels()  # nothing waiting
+    report(rt, "a")
+    assert rt.sweep_labels(force=True) == 1
+    assert merchant_frauds(rt) == 0.0
+    pipe.last_batch_at = time.time()
+    assert not pipe.apply_waiting_labels()  # traffic is flowing: the next batch takes it
+    pipe.last_batch_at = time.time() - 5
+    assert pipe.apply_waiting_labels()
+    assert merchant_frauds(rt) > 0.99 and rt.core.labels_waiting == 0
+    got = rt.results.get_label("a")
+    assert got is not None and got["applied"] == 1 and got["claimed_until"] is None
+    assert rt.sweep_labels(force=True) == 0

@@ -513,3 +513,45 @@ def test_alert_quality_per_day_from_outcome_labels(store: SQLResultsStore) -> No
     summary = alert_quality_summary(store, days=2, now=base + 2 * day + 60)
     assert [d["day"] for d in summary["days"]] == [d1["day"], d2["day"]]
     assert summary["totals"]["alerts"] == 8 and summary["totals"]["precision"] == 1.0
+
+
+def test_a_claimed_label_is_held_until_applied_or_its_lease_ends(store: SQLResultsStore) -> None:
+    write(store, [row(0), row(1)])
+    store.upsert_labels(labels_of(("tx-00000", 1, T0), ("tx-00001", 1, T0)), "api")
+    mine = store.labels_to_apply(lease_s=60)
+    assert sorted(r["transaction_id"] for r in mine) == ["tx-00000", "tx-00001"]
+    assert store.labels_to_apply(lease_s=60) == []  # another worker: nothing to take
+    assert len(store.labels_to_apply()) == 2  # an unclaimed look still sees them
+    store.mark_labels_applied([("tx-00000", 1)])
+    assert store.labels_to_apply(lease_s=60) == []  # tx-00000 applied, tx-00001 still held
+    store.upsert_labels(labels_of(("tx-00000", 0, T0 + 1)), "api")  # a correction
+    [fix] = store.labels_to_apply(lease_s=60)
+    assert (fix["transaction_id"], fix["label"], fix["applied"]) == ("tx-00000", 0, 1)
+    # A lease that ended (its holder died) lets another worker take the label.
+    write(store, [row(2)])
+    store.upsert_labels(labels_of(("tx-00002", 1, T0)), "api")
+    assert len(store.labels_to_apply(["tx-00002"], lease_s=-1)) == 1  # held, already expired
+    [late] = store.labels_to_apply(["tx-00002"], lease_s=60)
+    assert late["transaction_id"] == "tx-00002"
+
+
+def test_concurrent_sweeps_never_share_a_label(store: SQLResultsStore) -> None:
+    import threading
+
+    write(store, [row(i) for i in range(40)])
+    store.upsert_labels(labels_of(*[(f"tx-{i:05d}", 1, T0) for i in range(40)]), "api")
+    got: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def sweep(k: int) -> None:
+        start.wait()
+        for _ in range(5):
+            got[k] += [r["transaction_id"] for r in store.labels_to_apply(limit=8, lease_s=60)]
+
+    threads = [threading.Thread(target=sweep, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [tx for part in got for tx in part]
+    assert sorted(taken) == [f"tx-{i:05d}" for i in range(40)]  # each exactly once

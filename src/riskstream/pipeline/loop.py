@@ -42,13 +42,15 @@ from riskstream.pipeline.decode import dead_letter, decode_indexed
 from riskstream.pipeline.results import result_batch
 from riskstream.pipeline.writebehind import PendingState, Tail
 from riskstream.pipeline.writer import ResultWriter
-from riskstream.schema import validate_frame
+from riskstream.schema import CANONICAL_COLUMNS, validate_frame
 from riskstream.scoring.core import ScoredBatch, ScoringCore
 from riskstream.storage.base import ResultsStore
 from riskstream.storage.batch import ResultBatch
 from riskstream.transport.base import Batch, Sink, Source
 
 log = logging.getLogger("riskstream.pipeline")
+#: A batch of no events: carries waiting label changes into the state on an idle stream.
+_NO_EVENTS = validate_frame(pd.DataFrame(columns=list(CANONICAL_COLUMNS)))[0]
 
 #: Net new container objects (dicts, lists, ...) that start a young cyclic-GC collection while
 #: a loop runs. Python's default, 700, started ~13 young and ~1 middle collection per
@@ -223,6 +225,18 @@ class Pipeline:
         self._retry("source", lambda: self.source.commit(batch))
         self.last_batch_at = time.time()
         return scored
+
+    def apply_waiting_labels(self, idle_s: float = 1.0) -> bool:
+        """Between batches, on a stream idle for ``idle_s``: fold the queued label changes
+        into the state with a batch of no events (saved and marked applied like any batch's),
+        so a label never waits for traffic. True when it did."""
+        if not self.core.labels_waiting or time.time() - self.last_batch_at < idle_s:
+            return False
+        self._tail.wait()
+        with self.lock:
+            scored = self._retry("state", lambda: self.core.score(_NO_EVENTS))
+            self.writer.commit(scored, self._retry)
+        return True
 
     def _write(self, scored: ScoredBatch, results: ResultBatch) -> None:
         """Results durable, then published, then the state change saved (the order that makes

@@ -53,6 +53,7 @@ def build_embedded(settings: Settings) -> Embedded:
     pipeline.between_batches.append(runtime.refresh_models)
     runtime.sweep_labels(force=True)  # labels imported while the service was down
     pipeline.between_batches.append(runtime.sweep_labels)
+    pipeline.between_batches.append(pipeline.apply_waiting_labels)
     pipeline.between_batches.append(runtime.maybe_retrain)
     pipeline.between_batches.append(runtime.refresh_quality)
     return Embedded(runtime, pipeline, feeder)

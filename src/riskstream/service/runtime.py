@@ -28,6 +28,11 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Seconds between refreshes of the alert-quality gauges: two aggregate queries over 30
 #: days; labels arrive over days, so a minute is fresh enough.
 QUALITY_EVERY_S = 60.0
+#: How long a swept label is held for this process (other workers skip it). Queued labels
+#: are folded in with the next batch, or within a second on an idle stream
+#: (Pipeline.apply_waiting_labels); two minutes leaves room for retries of a slow store, and
+#: a process that died lets go of its labels that much later.
+LABEL_LEASE_S = 120.0
 
 
 def open_state(settings: Settings) -> StateStore:
@@ -186,7 +191,8 @@ class Runtime:
         how many were queued."""
         if not ids:
             return 0
-        return self._queue_labels(self.results.labels_to_apply(ids, limit=len(ids)))
+        rows = self.results.labels_to_apply(ids, limit=len(ids), lease_s=LABEL_LEASE_S)
+        return self._queue_labels(rows)
 
     def sweep_labels(self, force: bool = False) -> int:
         """Between batches, every ``label_sweep_s``: queue every stored label not yet folded
@@ -197,7 +203,7 @@ class Runtime:
             return 0
         self._label_sweep_at = now
         try:
-            rows = self.results.labels_to_apply()
+            rows = self.results.labels_to_apply(lease_s=LABEL_LEASE_S)
         except NotImplementedError:  # a store without outcome labels
             return 0
         except Unavailable as exc:

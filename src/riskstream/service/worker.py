@@ -131,6 +131,7 @@ class KafkaWorker:
         self.pipeline.between_batches.append(rt.refresh_models)
         rt.sweep_labels(force=True)  # labels imported while the worker was down
         self.pipeline.between_batches.append(rt.sweep_labels)
+        self.pipeline.between_batches.append(self.pipeline.apply_waiting_labels)
         self.pipeline.between_batches.append(rt.maybe_retrain)
         self.pipeline.between_batches.append(rt.refresh_quality)
         self._status_at = time.monotonic()

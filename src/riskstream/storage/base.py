@@ -128,12 +128,18 @@ class ResultsStore(ABC):
         raise NotImplementedError
 
     def labels_to_apply(
-        self, transaction_ids: Sequence[str] | None = None, limit: int = 10_000
+        self,
+        transaction_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+        lease_s: float | None = None,
     ) -> list[dict[str, Any]]:
         """Labels whose value is not the one folded into the label-aware state (``applied``)
         and whose transaction is stored, oldest report first, at most ``limit``: dicts of
         ``transaction_id, label, applied, reported_at, user_id, merchant_id, timestamp``
-        (the transaction's). ``transaction_ids`` restricts to those."""
+        (the transaction's). ``transaction_ids`` restricts to those. With ``lease_s`` the
+        labels are *claimed*: only those no other caller holds are returned, and they are
+        held for ``lease_s`` seconds or until :meth:`mark_labels_applied` (so processes
+        sharing one state never both fold in the same label)."""
         raise NotImplementedError
 
     def mark_labels_applied(self, pairs: Sequence[tuple[str, int]]) -> None:

@@ -11,6 +11,7 @@ statements, not one per label.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -96,11 +97,16 @@ class OutcomeLabels(SQLStoreBase):
 
     @reports_outages
     def labels_to_apply(
-        self, transaction_ids: Sequence[str] | None = None, limit: int = 10_000
+        self,
+        transaction_ids: Sequence[str] | None = None,
+        limit: int = 10_000,
+        lease_s: float | None = None,
     ) -> list[dict[str, Any]]:
         """Labels not (or not as they are now) in the label-aware state, whose transaction
-        is stored; oldest report first (contract in ResultsStore)."""
+        is stored; oldest report first; with ``lease_s``, only those no other process holds,
+        now held by the caller (contract in ResultsStore)."""
         t, s = outcome_labels.c, scored.c
+        now = time.time()
         query = (
             select(t.transaction_id, t.label, t.applied, t.reported_at, s.user_id,
                    s.merchant_id, s.timestamp)
@@ -109,15 +115,45 @@ class OutcomeLabels(SQLStoreBase):
             .order_by(t.reported_at)
             .limit(limit)
         )
+        if lease_s is not None:
+            query = query.where(or_(t.claimed_until.is_(None), t.claimed_until < now))
         out: list[dict[str, Any]] = []
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
             if transaction_ids is None:
-                return [dict(r._mapping) for r in conn.execute(query)]
-            ids = list(dict.fromkeys(str(i) for i in transaction_ids))
-            for start in range(0, len(ids), CHUNK):
-                q = query.where(t.transaction_id.in_(ids[start : start + CHUNK]))
-                out += [dict(r._mapping) for r in conn.execute(q)]
-        return out[:limit]
+                out = [dict(r._mapping) for r in conn.execute(query)]
+            else:
+                ids = list(dict.fromkeys(str(i) for i in transaction_ids))
+                for start in range(0, len(ids), CHUNK):
+                    q = query.where(t.transaction_id.in_(ids[start : start + CHUNK]))
+                    out += [dict(r._mapping) for r in conn.execute(q)]
+            out = out[:limit]
+            if lease_s is not None and out:
+                out = self._claim(conn, out, now, lease_s)
+        return out
+
+    @staticmethod
+    def _claim(
+        conn: Any, rows: list[dict[str, Any]], now: float, lease_s: float
+    ) -> list[dict[str, Any]]:
+        """Hold ``rows`` until ``now + lease_s``; those another process took meanwhile are
+        dropped. The conditional UPDATE is the arbiter: PostgreSQL re-checks its WHERE on a
+        row another transaction just changed, so two sweeps never both win a label."""
+        t = outcome_labels.c
+        # A value no other sweep writes: the lease's end plus a random sub-millisecond offset.
+        until = now + lease_s + secrets.randbelow(1_000_000) * 1e-9
+        won: set[str] = set()
+        ids = [r["transaction_id"] for r in rows]
+        for start in range(0, len(ids), CHUNK):
+            part = ids[start : start + CHUNK]
+            conn.execute(
+                outcome_labels.update()
+                .where(t.transaction_id.in_(part))
+                .where(or_(t.claimed_until.is_(None), t.claimed_until < now))
+                .values(claimed_until=until)
+            )
+            won |= set(conn.scalars(select(t.transaction_id).where(
+                t.transaction_id.in_(part), t.claimed_until == until)))
+        return [r for r in rows if r["transaction_id"] in won]
 
     @reports_outages
     def mark_labels_applied(self, pairs: Sequence[tuple[str, int]]) -> None:
@@ -133,8 +169,11 @@ class OutcomeLabels(SQLStoreBase):
         )
         with self.engine.begin() as conn:
             for start in range(0, len(pairs), CHUNK):
-                conn.execute(statement, [{"tid": i, "v": int(v)}
-                                         for i, v in pairs[start : start + CHUNK]])
+                part = pairs[start : start + CHUNK]
+                conn.execute(statement, [{"tid": i, "v": int(v)} for i, v in part])
+                conn.execute(outcome_labels.update()  # released, changed or not
+                             .where(t.transaction_id.in_([i for i, _ in part]))
+                             .values(claimed_until=None))
 
     @reports_outages
     def get_label(self, transaction_id: str) -> dict[str, Any] | None:

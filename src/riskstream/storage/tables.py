@@ -168,6 +168,8 @@ outcome_labels = Table(
     Column("source", String(32)),
     Column("updated_at", Float, nullable=False),
     Column("applied", SmallInteger),
+    # A process folding the label in holds it until then (several workers sweep one store).
+    Column("claimed_until", Float),
     Index("ix_outcome_labels_reported", "reported_at"),
 )
 

@@ -1,5 +1,5 @@
 """Outcome labels: table ``outcome_labels`` (one label per transaction, with when it was
-reported and whether the online label-aware state holds it).
+reported, whether the online label-aware state holds it, and which process is folding it in).
 
 A new table: no rewrite of existing data.
 
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(32)),
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.Column("applied", sa.SmallInteger),
+        sa.Column("claimed_until", sa.Float),
     )
     op.create_index("ix_outcome_labels_reported", "outcome_labels", ["reported_at"])
 
