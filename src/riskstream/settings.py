@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     kafka_topic_scored: str = "transactions.scored"
     kafka_topic_alerts: str = "alerts"
     kafka_topic_dlq: str = "transactions.dlq"
+    #: Outcome labels (JSON label objects, as ``POST /labels`` takes them), read by the
+    #: workers in their own group ``<kafka_group_id>.labels``; ``""`` = no labels topic.
+    kafka_topic_labels: str = "labels"
     #: Missing topics are created at start-up with the admin client (off: they must exist).
     kafka_create_topics: bool = True
     #: Partitions of created topics: the most workers that can share the input (12 leaves room

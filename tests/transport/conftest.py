@@ -65,6 +65,7 @@ def kafka_settings(
             "kafka_topic_scored": f"scored-{tag}",
             "kafka_topic_alerts": f"alerts-{tag}",
             "kafka_topic_dlq": f"dlq-{tag}",
+            "kafka_topic_labels": f"labels-{tag}",
             "kafka_group_id": f"group-{tag}",
             "kafka_partitions": 4,
             "kafka_session_timeout_ms": SESSION_TIMEOUT_MS,

@@ -616,3 +616,52 @@ def test_producer_config_compresses_by_default_and_keeps_its_guarantees() -> Non
     assert mine["compression.type"] == "lz4" and mine["linger.ms"] == 50
     assert "compression.level" not in mine  # zstd's level is not another codec's
     assert mine["acks"] == "all"  # applied after the user's properties
+
+
+def test_labels_topic_stores_labels_names_bad_ones_and_folds_them_in(
+    kafka_settings: Callable[..., Any],
+    start_worker: Callable[..., Any],
+    waiter: Callable[..., Any],
+    sim_history: pd.DataFrame,
+    tiny_bundle: Any,
+) -> None:
+    settings = kafka_settings()
+    frame = ordered(sim_history).iloc[:2000]
+    w = score_with_one_worker(settings, frame, tiny_bundle, start_worker, waiter)
+    results = w.worker.runtime.results
+    first, second = frame["transaction_id"].iloc[10], frame["transaction_id"].iloc[20]
+    producer = Producer(client_config(settings))
+    for value in (
+        orjson.dumps([{"transaction_id": first, "label": 1, "source": "chargebacks"},
+                      {"transaction_id": second, "label": "legitimate"}]),
+        b"{not json",
+        orjson.dumps({"labels": [{"transaction_id": "t-x", "label": "maybe"}]}),
+    ):
+        producer.produce(settings.kafka_topic_labels, value)
+    assert producer.flush(10) == 0
+    waiter(lambda: len(results.dead_letters(limit=10)) >= 2 and results.get_label(second), 60,
+           "the labels topic read")
+    got = results.get_label(first)
+    assert got is not None and (got["label"], got["source"]) == (1, "chargebacks")
+    reasons = sorted(d["reason"] for d in results.dead_letters(limit=10))
+    assert reasons == ["invalid JSON", "label: must be 1/0, true/false or fraud/legitimate"], \
+        reasons
+    # Folded into the label-aware state without waiting for traffic (an idle stream).
+    waiter(lambda: (results.get_label(first) or {}).get("applied") == 1, 30, "label applied")
+    merchant = frame.set_index("transaction_id").loc[first, "merchant_id"]
+    from riskstream.features import spec as S
+
+    record = w.worker.runtime.core.state.get("merchant_label", merchant)
+    assert record is not None and record[S.ML_F30] > 0.5
+    assert metric(w, "labels_total", {"source": "chargebacks", "outcome": "accepted"}) == 1
+    assert metric(w, "labels_total", {"source": "kafka", "outcome": "accepted"}) == 1
+    assert metric(w, "labels_total", {"source": "kafka", "outcome": "rejected"}) == 2
+    w.stop()
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": f"{settings.kafka_group_id}.labels"})
+    try:
+        tps = consumer.committed([TopicPartition(settings.kafka_topic_labels, p)
+                                  for p in range(N_PARTITIONS)], timeout=10)
+    finally:
+        consumer.close()
+    assert sum(max(tp.offset, 0) for tp in tps) == 3  # every message acknowledged

@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from riskstream.errors import ConfigurationError, Unavailable
 from riskstream.features import InMemoryStateStore, LabelChanges, StateStore
@@ -185,6 +186,48 @@ class Runtime:
                 self.core.set_shadow(None)
 
     # -- outcome labels -----------------------------------------------------------------------
+    def ingest_labels(self, items: list[Any], source: str) -> dict[str, Any]:
+        """Validate, store and queue outcome-label items (dicts as ``POST /labels`` takes
+        them; an item's own ``source`` wins over ``source``), counting both outcomes.
+
+        Returns ``accepted``, ``new`` / ``updated`` / ``unchanged`` and ``errors`` (``index``,
+        ``field``, ``reason`` per refused item, in item order). Store outages raise
+        (:class:`~riskstream.errors.StoreUnavailable`): nothing is counted as accepted then.
+        """
+        import pandas as pd
+
+        from riskstream.schema import validate_labels
+
+        errors = [{"index": i, "field": "body", "reason": "must be a JSON object"}
+                  for i, item in enumerate(items) if not isinstance(item, dict)]
+        if errors:
+            self.metrics.labels.labels(source, "rejected").inc(len(errors))
+        by_source: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                own = item.get("source")
+                by_source.setdefault(str(own)[:32] if own else source, []).append(i)
+        done = {"accepted": 0, "new": 0, "updated": 0, "unchanged": 0}
+        stored: list[tuple[str, pd.DataFrame]] = []
+        for name, indices in by_source.items():
+            valid, refused = validate_labels(pd.DataFrame([items[i] for i in indices]),
+                                             time.time())
+            errors += [{"index": indices[e.index], "field": e.field, "reason": e.reason}
+                       for e in refused]
+            if refused:
+                self.metrics.labels.labels(name, "rejected").inc(len(refused))
+            if len(valid):
+                stored.append((name, valid))
+        for name, valid in stored:
+            counts = self.results.upsert_labels(valid, name)
+            self.metrics.labels.labels(name, "accepted").inc(len(valid))
+            done = {k: done[k] + counts.get(k, len(valid) if k == "accepted" else 0)
+                    for k in done}
+            if counts["new"] or counts["updated"]:
+                self.labels_received(valid["transaction_id"].tolist())
+        errors.sort(key=lambda e: e["index"])
+        return {**done, "errors": errors}
+
     def labels_received(self, ids: list[str]) -> int:
         """Queue the stored labels of ``ids`` for the label-aware state (those whose transaction
         is not stored yet wait for it: :meth:`sweep_labels` finds them once it is). Returns

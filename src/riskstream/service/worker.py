@@ -10,6 +10,8 @@ State: with ``RISKSTREAM_STATE_URL=redis://...`` the store is shared by all work
 are committed after every batch. With ``memory://`` each worker keeps the users of the
 partitions it owns, checkpointed per partition (:mod:`.partition_state`).
 
+Outcome labels arrive on the ``labels`` topic too (:mod:`.label_topic`), read between batches.
+
 Stopping (SIGTERM/SIGINT): the batch in hand is finished, offsets committed, partition state
 checkpointed, the group left -- nothing is replayed by the next owner. A store or broker
 outage pauses consumption: the pipeline retries the same batch with backoff, commits nothing,
@@ -25,6 +27,7 @@ from typing import Any
 from riskstream.features.state import StateStore
 from riskstream.models.bundle import ModelBundle
 from riskstream.pipeline import ErrorPolicy, Pipeline, settle_gc
+from riskstream.service.label_topic import LabelTopic
 from riskstream.service.runtime import Runtime, open_state
 from riskstream.service.server import AppFactory, serving, stop_on_signals
 from riskstream.settings import Settings
@@ -132,6 +135,18 @@ class KafkaWorker:
         rt.sweep_labels(force=True)  # labels imported while the worker was down
         self.pipeline.between_batches.append(rt.sweep_labels)
         self.pipeline.between_batches.append(self.pipeline.apply_waiting_labels)
+        self.label_topic: LabelTopic | None = None
+        if self.topics.labels:
+            self.label_source = KafkaSource(
+                self.config,
+                self.topics.labels,
+                f"{s.kafka_group_id}.labels",
+                metrics=rt.metrics,
+                session_timeout_ms=s.kafka_session_timeout_ms,
+                max_poll_interval_ms=s.kafka_max_poll_interval_ms,
+            )
+            self.label_topic = LabelTopic(rt, self.label_source)
+            self.pipeline.between_batches.append(self.label_topic.tick)
         self.pipeline.between_batches.append(rt.maybe_retrain)
         self.pipeline.between_batches.append(rt.refresh_quality)
         self._status_at = time.monotonic()
@@ -169,6 +184,8 @@ class KafkaWorker:
             except Exception as exc:
                 log.error("final checkpoint failed (%s): the next owner replays more", exc)
         try:
+            if self.label_topic is not None:
+                self.label_source.close()
             self.source.close()  # commits; revocation callbacks snapshot the partitions
         finally:
             if self.checkpoints is not None:

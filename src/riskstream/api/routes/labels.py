@@ -9,16 +9,13 @@ field; the rest go in.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import orjson
-import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from riskstream.api.deps import Auth, RuntimeDep, iso
-from riskstream.schema import validate_labels
 from riskstream.storage.outcomes import alert_quality_summary
 
 router = APIRouter()
@@ -72,28 +69,12 @@ async def post_labels(request: Request, _: Auth, runtime: RuntimeDep) -> Respons
     """Store outcome labels; ``new`` / ``updated`` / ``unchanged`` say what each did, and
     ``errors`` name the field of each refused item (200 when at least one was accepted)."""
     items = _items(await request.body())
-    objects = [i for i, item in enumerate(items) if isinstance(item, dict)]
-    errors = [{"index": i, "field": "body", "reason": "must be a JSON object"}
-              for i, item in enumerate(items) if not isinstance(item, dict)]
-    frame = pd.DataFrame([items[i] for i in objects])
-    valid, refused = validate_labels(frame, time.time())
-    errors += [{"index": objects[e.index], "field": e.field, "reason": e.reason}
-               for e in refused]
-    errors.sort(key=lambda e: e["index"])
-    sources = frame["source"] if "source" in frame else pd.Series(["api"] * len(frame))
-    source = str(sources.dropna().iloc[0])[:32] if sources.notna().any() else "api"
-    metrics = runtime.metrics
-    if errors:
-        metrics.labels.labels(source, "rejected").inc(len(errors))
-    if not len(valid):
+    done = runtime.ingest_labels(items, "api")
+    errors = done.pop("errors")
+    if not done["accepted"]:
         raise HTTPException(422, detail=[{"loc": ["body", e["index"], e["field"]],
                                           "msg": e["reason"]} for e in errors[:100]])
-    counts = runtime.results.upsert_labels(valid, source)
-    metrics.labels.labels(source, "accepted").inc(len(valid))
-    if counts["new"] or counts["updated"]:
-        runtime.labels_received(valid["transaction_id"].tolist())
-    body = {"received": len(items), "accepted": len(valid), **counts,
-            "rejected": len(errors), "errors": errors[:1000]}
+    body = {"received": len(items), **done, "rejected": len(errors), "errors": errors[:1000]}
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -111,6 +111,7 @@ class KafkaTopics:
     scored: str = "transactions.scored"
     alerts: str = "alerts"
     dlq: str = "transactions.dlq"
+    labels: str = "labels"  # input: outcome labels ("" = none)
 
     @classmethod
     def from_settings(cls, settings: Any) -> KafkaTopics:
@@ -119,10 +120,12 @@ class KafkaTopics:
             settings.kafka_topic_scored,
             settings.kafka_topic_alerts,
             settings.kafka_topic_dlq,
+            settings.kafka_topic_labels,
         )
 
     def all(self) -> list[str]:
-        return [t for t in (self.transactions, self.scored, self.alerts, self.dlq) if t]
+        return [t for t in (self.transactions, self.scored, self.alerts, self.dlq, self.labels)
+                if t]
 
 
 class MessageMeta(NamedTuple):
