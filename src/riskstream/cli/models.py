@@ -109,6 +109,10 @@ def train(
         labels=outcomes,
     )
     bundle.info["source"] = source
+    if bundle.info.get("features_dropped"):
+        typer.echo(f"features: {len(bundle.model_features)} used; left out, constant in the "
+                   f"training data (columns it does not carry): "
+                   f"{', '.join(bundle.info['features_dropped'])}")
     if "supervised" in bundle.info:
         typer.echo(f"supervised: {bundle.info['supervised']}")
     out = model_out or config.resolved_model_path()

@@ -30,7 +30,7 @@ from riskstream.features import (
 )
 from riskstream.features.spec import SEQUENCE
 from riskstream.models.base import Detector
-from riskstream.models.bundle import DEFAULT_MODEL_FEATURES, ModelBundle
+from riskstream.models.bundle import DEFAULT_MODEL_FEATURES, ModelBundle, informative
 from riskstream.schema import RecordError, validate_frame
 from riskstream.scoring.core import DECISIONS, ScoringCore, Thresholds
 from riskstream.scoring.reasons import CODES
@@ -156,6 +156,10 @@ def train(
         mask &= ts < until
     if since is not None:
         mask &= ts >= since
+    dropped: tuple[str, ...] = ()
+    if model_features == DEFAULT_MODEL_FEATURES and mask.any():
+        # The default adapts to the data: features the training rows never vary are left out.
+        model_features, dropped = informative(X[mask], model_features)
     info = {
         "rows_total": len(frame),
         "rows_invalid": len(errors),
@@ -163,6 +167,7 @@ def train(
         "since": since,
         "until": until,
         "features": list(model_features),
+        "features_dropped": list(dropped),
     }
     y, warm = None, None
     if labels is not None:
