@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/report.py run core          # riskstream bench, 1 M rows
     .venv/bin/python benchmarks/report.py run core-ensemble # the same with --detectors seed
+    .venv/bin/python benchmarks/report.py run core-supervised  # with labels: trees beside IF
+    .venv/bin/python benchmarks/report.py run fdh-labels --fdh /path/to/transactions.csv.gz
+    .venv/bin/python benchmarks/report.py run fdh-gbm-choice --fdh /path/to/transactions.csv.gz
     .venv/bin/python benchmarks/report.py run score --fdh /path/to/transactions.csv.gz
     .venv/bin/python benchmarks/report.py run kafka         # benchmarks/kafka_e2e.py
     .venv/bin/python benchmarks/report.py run stores        # benchmarks/stores.py
@@ -223,15 +226,44 @@ def _run_own_json(name: str, description: str, cmd: list[str], json_path: Path,
     return _envelope(name, description, [_cmd_text(shown)], load_before, result, wall)
 
 
-def run_core(tmp: Path, detectors: str | None = None) -> dict[str, Any]:
-    name = "core-ensemble" if detectors else "core"
+def run_core(tmp: Path, detectors: str | None = None, supervised: bool = False
+             ) -> dict[str, Any]:
+    name = "core-ensemble" if detectors else "core-supervised" if supervised else "core"
     out = tmp / "core.json"
     cmd = [str(VENV_BIN / "riskstream"), "bench", "--rows", "1000000", "--batch-size", "10000"]
     if detectors:
         cmd += ["--detectors", detectors]
+    if supervised:
+        cmd += ["--supervised"]
     cmd += ["--json", str(out)]
     return _run_own_json(name, "scoring core in-process (features, detectors, calibration, "
                          "reasons), one process pinned to one core", cmd, out, tmp / "log")
+
+
+def run_fdh_labels(tmp: Path, fdh: Path) -> dict[str, Any]:
+    """Detection with outcome labels reported 7 days late on FDH: 4 prequential folds and
+    the unsupervised default beside them (benchmarks/fdh_labels.py, docs/models.md)."""
+    if not fdh.exists():
+        raise SystemExit(f"FDH file not found: {fdh}")
+    out = tmp / "fdh-labels.json"
+    cmd = [str(VENV_BIN / "python"), str(ROOT / "benchmarks" / "fdh_labels.py"), str(fdh),
+           "--folds", "4", "--no-labels", "--out", str(out)]
+    return _run_own_json("fdh-labels", "detection with outcome labels (each reported 7 days "
+                         "after its transaction), FDH, handbook and every-row views", cmd, out,
+                         tmp / "log")
+
+
+def run_fdh_gbm_choice(tmp: Path, fdh: Path) -> dict[str, Any]:
+    """Which boosted-trees library for the supervised member: scikit-learn, LightGBM,
+    XGBoost on the product's FDH training matrix (benchmarks/fdh_gbm_choice.py)."""
+    if not fdh.exists():
+        raise SystemExit(f"FDH file not found: {fdh}")
+    out = tmp / "fdh-gbm-choice.json"
+    cmd = [str(VENV_BIN / "python"), str(ROOT / "benchmarks" / "fdh_gbm_choice.py"), str(fdh),
+           "--out", str(out)]
+    return _run_own_json("fdh-gbm-choice", "boosted-trees libraries on the supervised member's "
+                         "FDH training matrix: holdout AP, fit time, call latency", cmd, out,
+                         tmp / "log")
 
 
 def run_kafka(tmp: Path) -> dict[str, Any]:
@@ -676,6 +708,9 @@ def run_api(tmp: Path) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "core": run_core,
     "core-ensemble": lambda tmp: run_core(tmp, detectors="seed"),
+    "core-supervised": lambda tmp: run_core(tmp, supervised=True),
+    "fdh-labels": run_fdh_labels,
+    "fdh-gbm-choice": run_fdh_gbm_choice,
     "score": run_score,
     "kafka": run_kafka,
     "stores": run_stores,
@@ -751,15 +786,16 @@ def _missing(name: str) -> str:
 
 
 def render_core(results: Results) -> str:
-    runs = [d for k in ("core", "core-ensemble") for d in results.get(k, [])]
+    runs = [d for k in ("core", "core-supervised", "core-ensemble") for d in results.get(k, [])]
     if not runs:
         return _missing("core")
     lines = _header("detectors", "tx/s", "batch p50 / p95 / p99 (ms)")
     for data in runs:
         r = data["result"]
         lat = r["batch_latency_ms"]
+        trees = " + trees (labels)" if r.get("supervised") else ""
         lines.append(
-            f"| {_code(r['detectors'])} | **{_n(r['tx_per_second'])}** | "
+            f"| {_code(r['detectors'])}{trees} | **{_n(r['tx_per_second'])}** | "
             f"{_n(lat['p50'], 1)} / {_n(lat['p95'], 1)} / {_n(lat['p99'], 1)} | "
             f"{_provenance(data, data['commands'][0])} |")
     first = runs[0]["result"]
@@ -1117,7 +1153,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "run":
         with tempfile.TemporaryDirectory(prefix=f"rs-bench-{args.name}-") as tmp:
-            kwargs = {"fdh": args.fdh} if args.name == "score" else {}
+            kwargs = {"fdh": args.fdh} if args.name in ("score", "fdh-labels", "fdh-gbm-choice") else {}
             probe = speed_probe()
             try:
                 data = RUNNERS[args.name](Path(tmp), **kwargs)

@@ -60,6 +60,11 @@ def train(
         float, typer.Option(help="Days after --until scored for validation metrics")
     ] = 7.0,
     labels: LABELS = None,
+    fraud_weight: Annotated[
+        float,
+        typer.Option(help="Weight of a fraud against a legitimate row in the supervised trees' "
+                     "loss (1: unweighted; see docs/models.md for the measured trade-off)"),
+    ] = 1.0,
     trees: int = 100,
     max_samples: int = 2048,
     seed: int = 0,
@@ -107,6 +112,7 @@ def train(
         detectors=parse_detectors(detectors) if detectors else None,
         combine_rule=combine,
         labels=outcomes,
+        supervised_params={"fraud_weight": fraud_weight} if fraud_weight != 1.0 else None,
     )
     bundle.info["source"] = source
     if bundle.info.get("features_dropped"):

@@ -1,7 +1,8 @@
 """The supervised member: gradient-boosted trees learnt from outcome labels.
 
 Trained with scikit-learn's ``HistGradientBoostingClassifier`` (no extra dependency; on the
-FDH data it matched LightGBM-style settings within noise, see docs/models.md), then *compiled*:
+FDH training matrix LightGBM and XGBoost were 0.006 AP ahead of it at most, and 20-40x slower
+to call for one row than the compiled walk: docs/models.md), then *compiled*:
 the fitted trees are flattened into plain arrays (feature, threshold, children, leaf value)
 and evaluated by one numba loop. So a bundle stays pickle-free, serving never imports
 scikit-learn, and a batch of one costs microseconds instead of scikit-learn's ~1 ms of
@@ -71,8 +72,10 @@ class GradientBoostedTrees:
         min_samples_leaf: int = 200,
         l2_regularization: float = 1.0,
         seed: int = 0,
+        fraud_weight: float = 1.0,
     ) -> None:
         self.params = {
+            "fraud_weight": fraud_weight,
             "max_iter": max_iter,
             "learning_rate": learning_rate,
             "max_leaf_nodes": max_leaf_nodes,
@@ -89,7 +92,12 @@ class GradientBoostedTrees:
         self, X: np.ndarray, y: np.ndarray, names: tuple[str, ...], early_stopping: bool = True
     ) -> GradientBoostedTrees:
         """Fit on labelled rows. Early stopping holds out 10 % of rows (scikit-learn's
-        stratified split) and stops after 20 rounds without improvement of the log loss."""
+        stratified split) and stops after 20 rounds without improvement of the log loss.
+
+        The loss is unweighted by default (``fraud_weight`` 1). On the FDH test week
+        (docs/models.md) weighting frauds up -- 10x, or "balanced" (~110x) -- raised AP by
+        0.015-0.023 and lowered ROC AUC by 0.010-0.014 in both views; the scores are used as
+        ranks (calibrated, budgeted), so either is sound, and the default keeps the AUC."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         y = np.asarray(y).astype(np.int8)
@@ -106,6 +114,7 @@ class GradientBoostedTrees:
             n_iter_no_change=20,
             validation_fraction=0.1,
             random_state=int(p["seed"]),
+            class_weight={0: 1.0, 1: float(p.get("fraud_weight", 1.0))},
         )
         clf.fit(X, y)
         self.names = tuple(names)
