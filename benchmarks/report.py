@@ -705,6 +705,8 @@ def run_api(tmp: Path) -> dict[str, Any]:
                      load_before, result, wall)
 
 
+#: Runners that read the FDH file (``--fdh``).
+FDH_RUNNERS = ("score", "fdh-labels", "fdh-gbm-choice")
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "core": run_core,
     "core-ensemble": lambda tmp: run_core(tmp, detectors="seed"),
@@ -1153,7 +1155,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "run":
         with tempfile.TemporaryDirectory(prefix=f"rs-bench-{args.name}-") as tmp:
-            kwargs = {"fdh": args.fdh} if args.name in ("score", "fdh-labels", "fdh-gbm-choice") else {}
+            kwargs = {"fdh": args.fdh} if args.name in FDH_RUNNERS else {}
             probe = speed_probe()
             try:
                 data = RUNNERS[args.name](Path(tmp), **kwargs)
