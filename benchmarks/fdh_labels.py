@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import pandas as pd
 
 from riskstream.io import read_transactions
 from riskstream.offline import replay
-from riskstream.offline.evaluate import DAY_S, handbook_view
+from riskstream.offline.evaluate import DAY_S, prequential
 from riskstream.offline.evaluation.metrics import evaluate
 from riskstream.schema import parse_timestamp
 
@@ -64,25 +63,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_fold(frame: pd.DataFrame, labels: pd.DataFrame | None, until: float) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    features = frame.drop(columns=["label", "scenario"])
-    bundle = replay.train(features, until=until, labels=labels)
-    trained = time.perf_counter() - t0
-    scored = replay.score(frame, bundle, labels=labels)
-    scored = scored[scored["decision"] != "invalid"]
-    test_start = until + DELAY_DAYS * DAY_S
-    ts = scored["timestamp"].to_numpy(dtype=np.float64)
-    every = scored[(ts >= test_start) & (ts < test_start + 7 * DAY_S)]
-    history = scored[(ts >= test_start - 14 * DAY_S) & (ts < test_start + 7 * DAY_S)]
-    return {
-        "until": until,
-        "model": bundle.version,
-        "supervised": bundle.info.get("supervised"),
-        "train_s": round(trained, 1),
-        "score_s": round(time.perf_counter() - t0 - trained, 1),
-        "every": summary(evaluate(every)),
-        "handbook": summary(evaluate(handbook_view(history, test_start))),
-    }
+    """One fold of ``riskstream evaluate --prequential``: trained to ``until``, tested on the
+    week after the label delay."""
+    [fold] = prequential(frame, labels, until + DELAY_DAYS * DAY_S, folds=1,
+                         delay_days=DELAY_DAYS)
+    views = fold.pop("views")
+    return {**fold, **{view: summary(evaluate(rows)) for view, rows in views.items()}}
 
 
 def main() -> None:

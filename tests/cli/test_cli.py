@@ -76,3 +76,34 @@ def test_bench_reports_throughput() -> None:
     result = json.loads(out)
     assert result["tx_per_second"] > 1000
     assert set(result["batch_latency_ms"]) == {"p50", "p95", "p99"}
+
+
+def test_the_cli_contract_with_labels_and_the_prequential_protocol(tmp_path: Path) -> None:
+    data = tmp_path / "sim.csv"
+    invoke("simulate", "-o", str(data), "--users", "300", "--merchants", "40", "--days", "24",
+           "--fraud-rate", "0.02", "--seed", "9")
+    frame = pd.read_csv(data)
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    # Each label reported two days after its transaction (ISO-8601 UTC, the contract's form).
+    labels = tmp_path / "labels.csv"
+    frame.assign(reported_at=(ts + pd.Timedelta(days=2)).dt.strftime("%Y-%m-%dT%H:%M:%SZ"))[
+        ["transaction_id", "label", "reported_at"]].to_csv(labels, index=False)
+    home = str(tmp_path / "home")
+    model = tmp_path / "m.npz"
+    out = invoke("train", "-i", str(data), "--until", "2024-01-17", "--labels", str(labels),
+                 "--model-out", str(model), "--home", home, "--no-register")
+    assert "supervised:" in out
+    scored = tmp_path / "scored.csv"
+    invoke("score", "-i", str(data), "--model", str(model), "--labels", str(labels),
+           "-o", str(scored))
+    both = invoke("evaluate", "-i", str(scored), "--start", "2024-01-17", "--end", "2024-01-24",
+                  "--protocol", "both", "--out", str(tmp_path / "r1"))
+    assert "(every)" in both and "(handbook)" in both
+    folds = invoke("evaluate", "-i", str(data), "--labels", str(labels), "--prequential", "2",
+                   "--start", "2024-01-10", "--protocol", "both", "--out", str(tmp_path / "r2"),
+                   "--no-per-detector")
+    assert "prequential mean AP (handbook, 2 folds)" in folds
+    result = json.loads((tmp_path / "r2" / "evaluation.json").read_text())["results"]
+    assert [r["name"].split(",")[0] for r in result] == ["riskstream fold 1"] * 2 + [
+        "riskstream fold 2"] * 2
+    assert all(r["average_precision"] > 0.2 for r in result)

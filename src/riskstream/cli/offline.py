@@ -123,6 +123,15 @@ def evaluate(
             "compromised (7-day label delay, the handbook's test set; needs --start) | both"
         ),
     ] = "every",
+    prequential: Annotated[
+        int,
+        typer.Option(
+            help="Train and test N weekly folds from --start on the raw labelled --input "
+            "(each trained on the rows before its week less the 7-day label delay)",
+            min=0,
+        ),
+    ] = 0,
+    labels: LABELS = None,
     home: HOME = None,
 ) -> None:
     """Detection quality on labelled data: AP, ROC AUC, budgets, CP@100, per scenario.
@@ -141,48 +150,69 @@ def evaluate(
         evaluation_rows,
         handbook_view,
     )
+    from riskstream.offline.evaluate import prequential as prequential_folds
     from riskstream.offline.evaluation import evaluate as evaluate_frame
     from riskstream.offline.evaluation import write_report
 
-    refs = [r for r in (compare or []) if r != "--compare"] or list(model or [])
-    if refs:
-        raw = read_transactions(input, map)
-        runs = []
-        for ref in refs:
-            bundle, label = load_model(ref, load_settings(home=home).home)
-            runs.append((label, replay.score(raw, bundle)))
-    else:
-        scored = pd.read_parquet(input) if input.name.endswith(".parquet") else pd.read_csv(input)
-        runs = [(name, scored)]
     if protocol not in ("every", "handbook", "both"):
         raise typer.BadParameter("one of every, handbook, both", param_hint="--protocol")
     lo, hi = parse_time(start), parse_time(end)
-    if protocol != "every" and lo is None:
-        raise typer.BadParameter("the handbook protocol needs --start", param_hint="--protocol")
+    if (protocol != "every" or prequential) and lo is None:
+        raise typer.BadParameter("the handbook and prequential protocols need --start",
+                                 param_hint="--start")
     views = ["every", "handbook"] if protocol == "both" else [protocol]
+    outcomes = load_labels(labels)
+    sets: list[tuple[str, pd.DataFrame]] = []  # (row name, evaluated rows)
+    refs = [r for r in (compare or []) if r != "--compare"] or list(model or [])
+    if prequential:
+        assert lo is not None
+        raw = read_transactions(input, map)
+        if "label" not in raw.columns:
+            raise typer.BadParameter("the prequential protocol trains: --input must be the "
+                                     "raw labelled transactions", param_hint="--input")
+        aps: dict[str, list[float]] = {v: [] for v in views}
+        for k, fold in enumerate(prequential_folds(raw, outcomes, lo, prequential)):
+            day = str(pd.Timestamp(fold["test_start"], unit="s").date())
+            for view in views:
+                rows = fold["views"][view]
+                sets.append((f"{name} fold {k + 1}, {day} ({view})", rows))
+                aps[view].append(evaluate_frame(rows, name="").get("average_precision") or 0.0)
+        for view, values in aps.items():
+            typer.echo(f"prequential mean AP ({view}, {len(values)} folds): "
+                       f"{sum(values) / len(values):.4f}")
+    else:
+        if refs:
+            raw = read_transactions(input, map)
+            runs = []
+            for ref in refs:
+                bundle, label = load_model(ref, load_settings(home=home).home)
+                runs.append((label, replay.score(raw, bundle, labels=outcomes)))
+        else:
+            scored = (pd.read_parquet(input) if input.name.endswith(".parquet")
+                      else pd.read_csv(input))
+            runs = [(name, scored)]
+        for label, scored_frame in runs:
+            for view in views:
+                try:
+                    if view == "every":
+                        frame = evaluation_rows(scored_frame, score_col, lo, hi)
+                    else:  # the two weeks before are read for the known-compromised cards
+                        assert lo is not None
+                        history = evaluation_rows(scored_frame, score_col, lo - 14 * DAY_S, hi)
+                        days = 7 if hi is None else max(round((hi - lo) / DAY_S), 1)
+                        frame = handbook_view(history, lo, test_days=days)
+                except ValueError as exc:
+                    raise typer.BadParameter(str(exc)) from None
+                sets.append((label if len(views) == 1 else f"{label} ({view})", frame))
     results, curves = [], {}
-    for label, scored_frame in runs:
-        for view in views:
-            try:
-                if view == "every":
-                    frame = evaluation_rows(scored_frame, score_col, lo, hi)
-                else:  # the two weeks before the test are read for the known-compromised cards
-                    assert lo is not None
-                    history = evaluation_rows(scored_frame, score_col, lo - 14 * DAY_S, hi)
-                    days = 7 if hi is None else max(round((hi - lo) / DAY_S), 1)
-                    frame = handbook_view(history, lo, test_days=days)
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc)) from None
-            name_v = label if len(views) == 1 else f"{label} ({view})"
-            members = (
-                [c for c in frame.columns if c.startswith("score_")] if per_detector else []
-            )
-            columns = [(name_v, score_col)] + (
-                [(f"{name_v} / {c[6:]}", c) for c in members] if len(members) > 1 else []
-            )
-            for row_name, col in columns:
-                results.append(evaluate_frame(frame, score_col=col, name=row_name))
-                curves[row_name] = (frame["label"].to_numpy(), frame[col].to_numpy())
+    for set_name, frame in sets:
+        members = [c for c in frame.columns if c.startswith("score_")] if per_detector else []
+        columns = [(set_name, score_col)] + (
+            [(f"{set_name} / {c[6:]}", c) for c in members] if len(members) > 1 else []
+        )
+        for row_name, col in columns:
+            results.append(evaluate_frame(frame, score_col=col, name=row_name))
+            curves[row_name] = (frame["label"].to_numpy(), frame[col].to_numpy())
     base = FDH_BASELINES if baselines == "fdh" else None
     paths = write_report(results, curves, out, baselines=base)
     typer.echo(paths["markdown"].read_text())

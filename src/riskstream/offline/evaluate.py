@@ -4,6 +4,9 @@ what is wrong (the CLI shows it as a usage error)."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +116,51 @@ def handbook_view(
         today = day == train_days + delay_days + d
         keep |= today & ~np.isin(users, list(known))
     return frame[keep]
+
+
+def fold_views(
+    scored: pd.DataFrame, test_start: float, test_days: int = 7, delay_days: int = 7
+) -> dict[str, pd.DataFrame]:
+    """The two evaluation views of a scored file's test period: ``every`` row of the
+    ``test_days`` from ``test_start``, and the ``handbook`` one (:func:`handbook_view`, which
+    reads the two weeks before for the known-compromised cards)."""
+    rows = evaluation_rows(scored, "score", test_start - (7 + delay_days) * DAY_S,
+                           test_start + test_days * DAY_S)
+    ts = rows["timestamp"].to_numpy(dtype=np.float64)
+    return {
+        "every": rows[ts >= test_start],
+        "handbook": handbook_view(rows, test_start, delay_days=delay_days, test_days=test_days),
+    }
+
+
+def prequential(
+    frame: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    first_test: float,
+    folds: int = 4,
+    delay_days: int = 7,
+    test_days: int = 7,
+    **train_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """The prequential protocol: fold ``k`` tests the ``test_days`` from
+    ``first_test + k * test_days`` and trains on every row before its test week less the
+    label delay, with those rows' labels; scoring replays ``labels`` as reported (a label
+    counts from its ``reported_at`` on). ``frame`` carries ``label`` (and ``scenario``) for
+    the measurement only. Returns per fold ``until``, ``test_start``, the bundle's version
+    and ``supervised`` report, the seconds to train and to score, and the scored rows of
+    both views (:func:`fold_views`).
+    """
+    features = frame.drop(columns=[c for c in ("label", "scenario") if c in frame.columns])
+    out: list[dict[str, object]] = []
+    for k in range(folds):
+        test_start = first_test + k * test_days * DAY_S
+        until = test_start - delay_days * DAY_S
+        t0 = time.perf_counter()
+        bundle = replay.train(features, until=until, labels=labels, **train_kwargs)
+        trained = time.perf_counter() - t0
+        scored = replay.score(frame, bundle, labels=labels)
+        out.append({"until": until, "test_start": test_start, "model": bundle.version,
+                    "supervised": bundle.info.get("supervised"), "train_s": round(trained, 1),
+                    "score_s": round(time.perf_counter() - t0 - trained, 1),
+                    "views": fold_views(scored, test_start, test_days, delay_days)})
+    return out
