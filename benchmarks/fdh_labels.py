@@ -14,12 +14,13 @@ The first fold is the handbook's split (train to 2018-08-01, test 2018-08-08..14
 folds move both a week later (prequential: each trained on all weeks before its test week
 less the delay). ``--no-labels`` also runs the unsupervised default for comparison.
 
-    .venv/bin/python benchmarks/fdh_labels.py \\
-        ../shared/datasets/fdh_simulated_transactions/transactions.csv.gz \\
-        --folds 4 --out benchmarks/results/fdh-labels.json
+    .venv/bin/python benchmarks/report.py run fdh-labels \\
+        --fdh ../shared/datasets/fdh_simulated_transactions/transactions.csv.gz
 
-One fold takes ~2 minutes on 2 cores (replay for training and for scoring, trees on ~1M
-rows).
+runs ``fdh_labels.py FILE --folds 4 --no-labels`` and keeps the result with the machine and
+load. ``--folds 0 --labels-out L`` only writes the labels file the CLI contract reads
+(``riskstream train/score --labels L``). One fold takes ~2 minutes on 2 cores (replay for
+training and for scoring, trees on ~1M rows).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main() -> None:
         print(json.dumps(report["unsupervised"]), flush=True)
     for view in ("every", "handbook"):
         aps = [f[view]["average_precision"] for f in report["folds"]]
-        report[f"mean_ap_{view}"] = float(np.mean(aps))
+        if aps:
+            report[f"mean_ap_{view}"] = float(np.mean(aps))
     print(json.dumps({k: v for k, v in report.items() if k.startswith("mean")}))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
