@@ -384,3 +384,10 @@ def test_evaluate_500k_rows_is_fast() -> None:
     assert result["average_precision"] == pytest.approx(
         average_precision_score(label, frame["score"]), abs=1e-12
     )
+
+
+def test_alert_quality_belongs_to_the_served_score_only() -> None:
+    frame = _toy_frame().assign(decision=["review"] * 3 + ["allow"] * 7,
+                                score_member=np.linspace(0, 1, 10))
+    assert evaluate(frame)["alert_quality"]
+    assert evaluate(frame, score_col="score_member")["alert_quality"] == []

@@ -536,6 +536,7 @@ def evaluate(
             "cp100_per_day": cp_days,
             "budgets": budget_stats,
             "scenarios": scenarios,
-            "alert_quality": alert_quality(frame, labels, ts),
+            # The decisions served came from the model's own score, not from a member's.
+            "alert_quality": alert_quality(frame, labels, ts) if score_col == "score" else [],
         }
     )
