@@ -4,9 +4,9 @@ Trained with scikit-learn's ``HistGradientBoostingClassifier`` (no extra depende
 FDH training matrix LightGBM and XGBoost were 0.006 AP ahead of it at most, and 20-40x slower
 to call for one row than the compiled walk: docs/models.md), then *compiled*:
 the fitted trees are flattened into plain arrays (feature, threshold, children, leaf value)
-and evaluated by one numba loop. So a bundle stays pickle-free, serving never imports
-scikit-learn, and a batch of one costs microseconds instead of scikit-learn's ~1 ms of
-per-call overhead.
+and evaluated by one numba loop (QuickScorer's bit-vector traversal, :func:`_predict`). So a
+bundle stays pickle-free, serving never imports scikit-learn, and a batch of one costs
+microseconds instead of scikit-learn's ~1 ms of per-call overhead.
 
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(4000, 3)); y = (X[:, 0] + 0.3 * rng.normal(size=4000) > 1.8)
@@ -27,36 +27,125 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+#: A tree's leaves are one bit each of a ``uint64`` (the scorer below).
+MAX_LEAVES = 64
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: De Bruijn sequence and table: the index of a word's lowest set bit in one multiply.
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_LOWEST_BIT = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _LOWEST_BIT[((1 << _i) * _DEBRUIJN & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+
 
 @njit(cache=True)
 def _predict(
     X: np.ndarray,
-    roots: np.ndarray,
-    feature: np.ndarray,
+    offsets: np.ndarray,
     threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    missing_left: np.ndarray,
-    leaf: np.ndarray,
-    value: np.ndarray,
+    tree: np.ndarray,
+    mask: np.ndarray,
+    nan_right: np.ndarray,
+    leaf_value: np.ndarray,
+    leaf_start: np.ndarray,
     baseline: float,
+    lowest_bit: np.ndarray,
 ) -> np.ndarray:
-    out = np.empty(X.shape[0])
-    for i in range(X.shape[0]):
-        total = baseline
-        for t in range(roots.shape[0]):
-            node = roots[t]
-            while not leaf[node]:
-                x = X[i, feature[node]]
-                if math.isnan(x):
-                    node = left[node] if missing_left[node] else right[node]
-                elif x <= threshold[node]:
-                    node = left[node]
+    """Sum of the trees' leaf values per row, QuickScorer-style (Lucchese et al., 2015).
+
+    Every split node is listed under its feature, by threshold. A node whose test sends the
+    row right ("false" node) rules out its left subtree's leaves: its ``mask`` clears their
+    bits in the tree's candidate word. For a feature value ``x`` the false nodes are exactly
+    those with ``threshold < x`` -- a binary search, then a run of AND-s with no
+    data-dependent branch. The exit leaf of a tree is its leftmost surviving leaf (leaves
+    are numbered in order). Twice as fast as walking each tree on this machine.
+    """
+    n, n_trees = X.shape[0], leaf_start.shape[0]
+    out = np.empty(n)
+    bits = np.empty(n_trees, dtype=np.uint64)
+    for i in range(n):
+        bits[:] = _ALL
+        for f in range(offsets.shape[0] - 1):
+            x = X[i, f]
+            lo, hi = offsets[f], offsets[f + 1]
+            if math.isnan(x):  # missing values go where each node learnt to send them
+                for k in range(lo, hi):
+                    if nan_right[k]:
+                        bits[tree[k]] &= mask[k]
+                continue
+            end = hi
+            while lo < end:  # first threshold >= x
+                mid = (lo + end) >> 1
+                if threshold[mid] < x:
+                    lo = mid + 1
                 else:
-                    node = right[node]
-            total += value[node]
+                    end = mid
+            for k in range(offsets[f], lo):
+                bits[tree[k]] &= mask[k]
+        total = baseline
+        for t in range(n_trees):
+            v = bits[t]
+            lowest = v & (~v + np.uint64(1))
+            total += leaf_value[leaf_start[t] + lowest_bit[(lowest * np.uint64(_DEBRUIJN))
+                                                          >> np.uint64(58)]]
         out[i] = total
     return out
+
+
+def _scorer_arrays(trees: dict[str, np.ndarray], n_features: int) -> tuple[np.ndarray, ...]:
+    """The node arrays (``feature, threshold, left, right, missing_left, leaf, value``,
+    ``roots``) rearranged for :func:`_predict`: split nodes by (feature, threshold) with their
+    tree and leaf mask; leaf values in each tree's left-to-right order."""
+    feature, left, right, leaf = trees["feature"], trees["left"], trees["right"], trees["leaf"]
+    node_f: list[int] = []
+    node_t: list[float] = []
+    node_tree: list[int] = []
+    node_mask: list[int] = []
+    node_nan: list[bool] = []
+    leaf_values: list[float] = []
+    leaf_start: list[int] = []
+    for t, root in enumerate(trees["roots"].tolist()):
+        leaf_start.append(len(leaf_values))
+        first: dict[int, int] = {}  # node -> its subtree's first leaf (left-to-right number)
+        count: dict[int, int] = {}  # node -> its subtree's number of leaves
+        stack, order = [root], []
+        while stack:  # pre-order; children after their parent
+            node = stack.pop()
+            order.append(node)
+            if not leaf[node]:
+                stack += [int(right[node]), int(left[node])]
+        for node in order:
+            if leaf[node]:
+                first[node] = len(leaf_values) - leaf_start[-1]
+                count[node] = 1
+                leaf_values.append(float(trees["value"][node]))
+        for node in reversed(order):  # post-order: subtree sizes
+            if not leaf[node]:
+                lf, rt = int(left[node]), int(right[node])
+                first[node], count[node] = first[lf], count[lf] + count[rt]
+        if len(leaf_values) - leaf_start[-1] > MAX_LEAVES:
+            raise ValueError(f"a tree has more than {MAX_LEAVES} leaves")
+        for node in order:
+            if leaf[node]:
+                continue
+            lf = int(left[node])
+            cleared = ((1 << count[lf]) - 1) << first[lf]
+            node_f.append(int(feature[node]))
+            node_t.append(float(trees["threshold"][node]))
+            node_tree.append(t)
+            node_mask.append(~cleared & 0xFFFFFFFFFFFFFFFF)
+            node_nan.append(not bool(trees["missing_left"][node]))
+    f_arr = np.array(node_f, dtype=np.int64)
+    order_ = np.lexsort((np.array(node_t), f_arr))
+    f_sorted = f_arr[order_]
+    return (
+        np.searchsorted(f_sorted, np.arange(n_features + 1)).astype(np.int64),
+        np.array(node_t, dtype=np.float64)[order_],
+        np.array(node_tree, dtype=np.int64)[order_],
+        np.array(node_mask, dtype=np.uint64)[order_],
+        np.array(node_nan, dtype=np.bool_)[order_],
+        np.array(leaf_values, dtype=np.float64),
+        np.array(leaf_start, dtype=np.int64),
+    )
 
 
 class GradientBoostedTrees:
@@ -85,6 +174,7 @@ class GradientBoostedTrees:
         }
         self.names: tuple[str, ...] = ()
         self._trees: dict[str, np.ndarray] = {}
+        self._scorer: tuple[np.ndarray, ...] | None = None
         self.baseline = 0.0
         self.iterations = 0
 
@@ -145,15 +235,14 @@ class GradientBoostedTrees:
         self._trees["roots"] = np.array(roots, dtype=np.int64)
         self.baseline = float(np.ravel(clf._baseline_prediction)[0])
         self.iterations = len(roots)
+        self._scorer = None
 
     def decision(self, X: np.ndarray) -> np.ndarray:
         """Log-odds of fraud per row."""
-        t = self._trees
-        return _predict(
-            np.ascontiguousarray(X, dtype=np.float64),
-            t["roots"], t["feature"], t["threshold"], t["left"], t["right"],
-            t["missing_left"], t["leaf"], t["value"], self.baseline,
-        )
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if self._scorer is None:  # built once per model (fit or load), not stored
+            self._scorer = _scorer_arrays(self._trees, X.shape[1])
+        return _predict(X, *self._scorer, self.baseline, _LOWEST_BIT)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Probability of fraud per row."""
