@@ -78,6 +78,7 @@ def run_core_bench(
         "benchmark": "core (features + detectors + calibration + reasons), in-process",
         "detectors": ",".join(f"{m.name}:{m.weight:g}" for m in bundle.members),
         "supervised": bundle.supervised is not None,
+        "trees": None if bundle.supervised is None else bundle.supervised.model.iterations,
         "transactions": len(test),
         "batch_size": batch_size,
         "users": users,
