@@ -46,14 +46,7 @@ DELAY_DAYS = 7
 
 def fdh_labels(frame: pd.DataFrame, delay_days: float = DELAY_DAYS) -> pd.DataFrame:
     """Every row's label, reported ``delay_days`` after its transaction."""
-    ts = replay.prepare(frame[["transaction_id", "timestamp", "user_id", "amount"]])[0]
-    by_id = dict(zip(ts["transaction_id"].astype(str), ts["timestamp"], strict=True))
-    ids = frame["transaction_id"].astype(str)
-    return pd.DataFrame({
-        "transaction_id": ids,
-        "label": frame["label"].astype(np.int8).to_numpy(),
-        "reported_at": ids.map(by_id).to_numpy(dtype=np.float64) + delay_days * DAY_S,
-    })
+    return replay.delayed_labels(frame, delay_days)
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:

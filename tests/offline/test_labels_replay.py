@@ -25,12 +25,7 @@ def history() -> pd.DataFrame:
 
 def delayed(frame: pd.DataFrame, days: float = 2.0) -> pd.DataFrame:
     """Every row's label, reported ``days`` after its transaction."""
-    valid, _, _ = replay.prepare(frame)
-    return pd.DataFrame({
-        "transaction_id": valid["transaction_id"].astype(str),
-        "label": valid["label"].astype(np.int8).to_numpy(),
-        "reported_at": valid["timestamp"].to_numpy() + days * DAY,
-    })
+    return replay.delayed_labels(frame, days)
 
 
 def features(frame: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:

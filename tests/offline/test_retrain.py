@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -26,12 +25,8 @@ def history() -> pd.DataFrame:
 
 
 def delayed(frame: pd.DataFrame, days: float = 2.0) -> pd.DataFrame:
-    valid, _, _ = replay.prepare(frame)
-    return pd.DataFrame({
-        "transaction_id": valid["transaction_id"].astype(str),
-        "label": valid["label"].astype(np.int8).to_numpy(),
-        "reported_at": valid["timestamp"].to_numpy() + days * DAY,
-    })
+    """Every row's label, reported ``days`` after its transaction."""
+    return replay.delayed_labels(frame, days)
 
 
 def transactions(frame: pd.DataFrame) -> pd.DataFrame:

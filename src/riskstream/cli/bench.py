@@ -48,16 +48,8 @@ def run_core_bench(
     valid, _, _ = replay.prepare(frame)
     from riskstream.models.bundle import parse_detectors
 
-    labels = None
-    if supervised:  # every label reported two days after its transaction
-        import pandas as pd
-
-        labels = pd.DataFrame({
-            "transaction_id": history["transaction_id"].astype(str).to_numpy(),
-            "label": history["label"].to_numpy(),
-            "reported_at": valid.set_index("transaction_id")["timestamp"]
-            .reindex(history["transaction_id"].astype(str)).to_numpy() + 2 * 86400.0,
-        })
+    # With --supervised: every label reported two days after its transaction.
+    labels = replay.delayed_labels(history, 2.0) if supervised else None
     bundle = replay.train(valid.iloc[:half],
                           detectors=parse_detectors(detectors) if detectors else None,
                           labels=labels)

@@ -25,7 +25,7 @@ FDH_BASELINES = {
                                                   "card_precision_at_100": 0.303},
 }
 
-DAY_S = 86_400.0
+DAY_S = replay.DAY_S
 
 
 def validation_metrics(

@@ -32,7 +32,7 @@ from riskstream.storage.base import ResultsStore
 
 log = logging.getLogger("riskstream.retrain")
 
-DAY_S = 86_400.0
+DAY_S = replay.DAY_S
 #: Fewer reported frauds than this in the gate window and two models' AP there is noise:
 #: one fraud more or less ranked moves AP by tenths. The champion stays.
 MIN_GATE_FRAUDS = 5
