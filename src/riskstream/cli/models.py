@@ -19,7 +19,29 @@ from riskstream.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from riskstream.models.registry import Registry
     from riskstream.settings import Settings
+
+FEATURES = Annotated[str, typer.Option(help="Feature set: default | amount | comma list")]
+DETECTORS = Annotated[
+    str | None,
+    typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
+]
+
+
+def _model_features(text: str) -> tuple[str, ...]:
+    """``--features``: a named set or a comma list."""
+    from riskstream.models.bundle import FEATURE_SETS
+
+    return FEATURE_SETS.get(text) or tuple(f.strip() for f in text.split(","))
+
+
+def _registry(config: Settings) -> Registry:
+    """The registry of the configured model (``RISKSTREAM_MODEL_URI``'s name)."""
+    from riskstream.models.registry import Registry, parse_model_uri
+
+    target = parse_model_uri(config.model_uri)
+    return Registry(config.home, name=target[0] if target else "riskstream-detector")
 
 
 def train(
@@ -43,13 +65,8 @@ def train(
     map: Annotated[
         str | None, typer.Option("--map", help="Column mapping: preset 'fdh' or SRC=dst,...")
     ] = None,
-    features: Annotated[
-        str, typer.Option(help="Feature set: default | amount | comma list")
-    ] = "default",
-    detectors: Annotated[
-        str | None,
-        typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
-    ] = None,
+    features: FEATURES = "default",
+    detectors: DETECTORS = None,
     combine: Annotated[
         str, typer.Option(help="Ensemble rule: max (any detector sure) | mean (all agree)")
     ] = "max",
@@ -80,14 +97,14 @@ def train(
     ``--until``, beside the unsupervised detectors.
     """
     from riskstream.io import read_transactions
-    from riskstream.models.bundle import FEATURE_SETS, parse_detectors
+    from riskstream.models.bundle import parse_detectors
     from riskstream.models.iforest import IsolationForestDetector
     from riskstream.offline import replay
 
     setup_logging()
     if (input is None) == (not from_db):
         raise typer.BadParameter("give one of --input FILE and --from-db", param_hint="--input")
-    model_features = FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(","))
+    model_features = _model_features(features)
     t0 = time.perf_counter()
     config = load_settings(home=home, db_url=db_url)
     outcomes = load_labels(labels)
@@ -124,14 +141,12 @@ def train(
     out = model_out or config.resolved_model_path()
     bundle.save(out)
     if register:
-        from riskstream.models.registry import Registry, parse_model_uri
         from riskstream.offline.evaluate import validation_metrics
 
         metrics = validation_metrics(
             labels, bundle, parse_time(until), validation_days, outcomes
         )
-        target = parse_model_uri(config.model_uri)
-        registry = Registry(config.home, name=target[0] if target else "riskstream-detector")
+        registry = _registry(config)
         version = registry.register(
             out,
             bundle,
@@ -201,13 +216,8 @@ def retrain(
     gate: Annotated[
         bool, typer.Option(help="Promote only if AP on the gate window does not drop")
     ] = True,
-    features: Annotated[
-        str, typer.Option(help="Feature set: default | amount | comma list")
-    ] = "default",
-    detectors: Annotated[
-        str | None,
-        typer.Option(help="Ensemble: 'isolation_forest:0.4,autoencoder:0.4', or 'seed'"),
-    ] = None,
+    features: FEATURES = "default",
+    detectors: DETECTORS = None,
     db_url: DB_URL = None,
     home: HOME = None,
 ) -> None:
@@ -220,15 +230,14 @@ def retrain(
     """
     import json
 
-    from riskstream.models.bundle import FEATURE_SETS, parse_detectors
-    from riskstream.models.registry import CHAMPION, Registry, parse_model_uri
+    from riskstream.models.bundle import parse_detectors
+    from riskstream.models.registry import CHAMPION
     from riskstream.offline.retrain import retrain as run_retrain
 
     setup_logging()
     config = load_settings(home=home, db_url=db_url)
     frame, labels = _stored_data(config)
-    target = parse_model_uri(config.model_uri)
-    registry = Registry(config.home, name=target[0] if target else "riskstream-detector")
+    registry = _registry(config)
     current = registry.resolve(CHAMPION)
     result = run_retrain(
         frame,
@@ -237,7 +246,7 @@ def retrain(
         delay_days=delay_days,
         window_days=window_days,
         gate=gate,
-        model_features=FEATURE_SETS.get(features) or tuple(f.strip() for f in features.split(",")),
+        model_features=_model_features(features),
         detectors=parse_detectors(detectors) if detectors else None,
     )
     out = config.home / "models" / f"{result.bundle.version}.npz"
