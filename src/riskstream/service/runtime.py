@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from riskstream.pipeline import Pipeline, ResultWriter
 from riskstream.scoring.core import ScoringCore, Thresholds
 from riskstream.settings import Settings
 from riskstream.storage import ResultsStore, SQLResultsStore
-from riskstream.storage.outcomes import alert_quality_summary
+from riskstream.storage.outcomes import alert_quality_summary, quality_totals
 
 log = logging.getLogger("riskstream")
 
@@ -267,8 +268,12 @@ class Runtime:
             return
         self._quality_at = now
         try:
+            # One read of the longest window; the shorter ones are its last days.
+            read = alert_quality_summary(self.results, max(QUALITY_WINDOWS.values()))
+            last = datetime.fromtimestamp(read["until"], UTC).date()
             for window, days in QUALITY_WINDOWS.items():
-                totals = alert_quality_summary(self.results, days)["totals"]
+                first = (last - timedelta(days=days - 1)).isoformat()  # ISO dates sort as text
+                totals = quality_totals([r for r in read["days"] if r["day"] >= first])
                 nan = float("nan")
                 precision, recall = totals["precision"], totals["recall"]
                 self.metrics.alert_precision.labels(window).set(

@@ -304,7 +304,11 @@ def alert_quality_summary(
         rows = store.alert_quality(since=since)
     except NotImplementedError:
         rows = []
+    return {"days": rows, "since": since, "until": now, "totals": quality_totals(rows)}
+
+
+def quality_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of several :meth:`ResultsStore.alert_quality` days summed, with their
+    precision and recall (``day`` None)."""
     keys = ("alerts", "resolved", "confirmed", "frauds_reported", "frauds_alerted")
-    totals = {k: sum(r[k] for r in rows) for k in keys}
-    return {"days": rows, "since": since, "until": now,
-            "totals": _quality_row(0, totals) | {"day": None}}
+    return _quality_row(0, {k: sum(r[k] for r in rows) for k in keys}) | {"day": None}
